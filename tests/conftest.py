@@ -1,0 +1,15 @@
+"""Test-suite settings: offline, CPU-friendly, no analytics. Set before anything imports
+huggingface_hub / datasets / gradio, because they read these at import time."""
+import os
+import tempfile
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="zoo-hf-home-"))
+os.environ.pop("HF_TOKEN", None)
+
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
