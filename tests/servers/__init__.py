@@ -1,0 +1,1 @@
+"""Test helpers: a tiny net, local servers (olah mirror, Hub upload endpoints)."""
