@@ -43,3 +43,11 @@ def loss_fn(model, x0):
     eps = torch.randn_like(x0)
     xt = (1 - t[:, None]) * x0 + t[:, None] * eps
     return ((model(xt, t) - (eps - x0)) ** 2).mean()
+
+
+def load_pipeline(folder, **kwargs):
+    """Test pipeline builder: the loaded net and config, plus what it was called with."""
+    from zoo.hub import load_checkpoint
+
+    net, config = load_checkpoint(folder)
+    return {"net": net, "config": config, "folder": folder, "kwargs": kwargs}
