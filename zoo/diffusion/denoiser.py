@@ -1,0 +1,44 @@
+"""One wrapper turns any network into the denoiser D(x_t, t, **cond) -> x0_hat.
+
+The network sees a unit-variance input: x_t * c_in with
+c_in = 1 / sqrt(alpha^2 sigma_data^2 + sigma^2), the input preconditioning of EDM
+(Karras et al. 2022, Table 1), which matters for VE where sigma reaches 50. Training
+(`diffusion_loss`) and sampling both go through this wrapper, so they agree.
+"""
+import torch
+from torch import nn
+
+from zoo.diffusion.params import Coeffs, check_parameterisation, to_x0
+from zoo.diffusion.schedules import get_schedule
+
+
+def broadcast_t(t, x: torch.Tensor) -> torch.Tensor:
+    """t as a (batch,) tensor in x's dtype, from a float, a 0-d or a (batch,) tensor."""
+    t = torch.as_tensor(t, dtype=x.dtype, device=x.device)
+    if t.dim() == 0:
+        t = t.expand(x.shape[0])
+    if t.shape != (x.shape[0],):
+        raise ValueError(f"t must be a scalar or have shape ({x.shape[0]},), got {tuple(t.shape)}")
+    return t
+
+
+class Denoiser(nn.Module):
+    """D(x_t, t, **cond) = x0_hat for a network trained with `parameterisation`."""
+
+    def __init__(self, net: nn.Module, schedule, parameterisation: str = "eps", sigma_data: float = 1.0):
+        super().__init__()
+        self.net = net
+        self.schedule = get_schedule(schedule)
+        self.parameterisation = check_parameterisation(parameterisation)
+        self.sigma_data = float(sigma_data)
+
+    def raw(self, x: torch.Tensor, t, **cond):
+        """The network's own prediction and the coefficients at t."""
+        t = broadcast_t(t, x)
+        c = Coeffs.at(self.schedule, t, x, derivatives=self.parameterisation == "flow")
+        c_in = torch.rsqrt(c.alpha**2 * self.sigma_data**2 + c.sigma**2)
+        return self.net(x * c_in, t, **cond), c
+
+    def forward(self, x: torch.Tensor, t, **cond) -> torch.Tensor:
+        pred, c = self.raw(x, t, **cond)
+        return to_x0(pred, x, c, self.parameterisation)

@@ -1,0 +1,199 @@
+"""Samplers: one function each, one signature (after k-diffusion's sampling.py):
+
+    solver(denoiser, x, grid, noise, callback, **options) -> x0
+
+`denoiser(x, t)` returns x0_hat; `x` starts at t_max; `grid` (spacing.Grid) holds the
+times and (alpha, sigma) of every step, ending at the clean point (alpha 1, sigma 0);
+`noise` (noise.NoiseSource) gives per-sample-seeded N(0, I); `callback(step, t, x_t,
+x0_hat)` sees every step. All formulas hold for any schedule x_t = alpha x0 + sigma eps.
+"""
+import math
+
+import torch
+
+
+def _eval(denoiser, x, t: float):
+    return denoiser(x, torch.full((x.shape[0],), t, dtype=x.dtype, device=x.device))
+
+
+def _call(denoiser, x, grid, i, callback):
+    """One denoiser evaluation at grid step i, reported to the callback."""
+    t = float(grid.t[i])
+    x0 = _eval(denoiser, x, t)
+    if callback is not None:
+        callback(i, t, x, x0)
+    return x0
+
+
+def _coeffs(grid, i):
+    return float(grid.alpha[i]), float(grid.sigma[i])
+
+
+def posterior_variance(a_t, s_t, a_s, s_s):
+    """Var of q(x_s | x_t, x0) for s < t: sigma_{t|s}^2 sigma_s^2 / sigma_t^2 with
+    sigma_{t|s}^2 = sigma_t^2 - (alpha_t / alpha_s)^2 sigma_s^2 (Kingma et al. 2021, VDM)."""
+    s_ts2 = max(s_t**2 - (a_t / a_s) ** 2 * s_s**2, 0.0)
+    return s_ts2 * s_s**2 / s_t**2
+
+
+def ddpm(denoiser, x, grid, noise, callback=None):
+    """Ancestral sampling (Ho et al. 2020, Algorithm 2) in posterior-mean form (Eq. 7):
+    x_s = mu~(x_t, x0_hat) + sqrt(beta~) z, with the posterior variance beta~."""
+    for i in range(grid.steps):
+        x0 = _call(denoiser, x, grid, i, callback)
+        (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
+        if s_s == 0:
+            return x0
+        a_ts = a_t / a_s
+        s_ts2 = s_t**2 - a_ts**2 * s_s**2
+        mean = (a_ts * s_s**2 / s_t**2) * x + (a_s * s_ts2 / s_t**2) * x0
+        x = mean + math.sqrt(posterior_variance(a_t, s_t, a_s, s_s)) * noise.normal()
+    return x
+
+
+def ddim(denoiser, x, grid, noise, callback=None, eta=0.0):
+    """DDIM (Song, Meng & Ermon 2021, Eq. 12): x_s = alpha_s x0_hat + sqrt(sigma_s^2 - c^2)
+    eps_hat + c z, with c = eta * sqrt(posterior variance). eta = 0 is deterministic;
+    eta = 1 is DDPM's ancestral sampler."""
+    if not 0.0 <= eta <= 1.0 or math.isnan(eta):
+        raise ValueError(f"eta must be in [0, 1], got {eta!r}")
+    for i in range(grid.steps):
+        x0 = _call(denoiser, x, grid, i, callback)
+        (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
+        if s_s == 0:
+            return x0
+        eps = (x - a_t * x0) / s_t
+        c = eta * math.sqrt(posterior_variance(a_t, s_t, a_s, s_s))
+        x = a_s * x0 + math.sqrt(max(s_s**2 - c**2, 0.0)) * eps
+        if c > 0:
+            x = x + c * noise.normal()
+    return x
+
+
+def _velocity(x, x0, a, s, da, ds):
+    """Probability-flow ODE velocity dx/dt = E[alpha' x0 + sigma' eps | x_t]
+    (Song et al. 2021, Eq. 13, written through the denoiser)."""
+    return da * x0 + ds * (x - a * x0) / s
+
+
+def _grid_derivatives(grid):
+    d_alpha, d_sigma = grid.schedule.derivatives(grid.t[:-1])
+    return [(float(a), float(b)) for a, b in zip(d_alpha, d_sigma)]
+
+
+def euler(denoiser, x, grid, noise, callback=None):
+    """Euler's method on the probability-flow ODE in the schedule's own time t
+    (for the flow schedule this is the rectified-flow sampler)."""
+    deriv = _grid_derivatives(grid)
+    for i in range(grid.steps):
+        x0 = _call(denoiser, x, grid, i, callback)
+        if i == grid.steps - 1:
+            return x0
+        a, s = _coeffs(grid, i)
+        x = x + float(grid.t[i + 1] - grid.t[i]) * _velocity(x, x0, a, s, *deriv[i])
+    return x
+
+
+def heun(denoiser, x, grid, noise, callback=None):
+    """Heun's 2nd-order method on the PF-ODE (Karras et al. 2022, Algorithm 1, general
+    sigma(t), s(t)); the last step to the clean point is Euler, as in EDM."""
+    deriv = _grid_derivatives(grid)
+    for i in range(grid.steps):
+        x0 = _call(denoiser, x, grid, i, callback)
+        if i == grid.steps - 1:
+            return x0
+        h = float(grid.t[i + 1] - grid.t[i])
+        d1 = _velocity(x, x0, *_coeffs(grid, i), *deriv[i])
+        x_euler = x + h * d1
+        x0_next = _eval(denoiser, x_euler, float(grid.t[i + 1]))
+        d2 = _velocity(x_euler, x0_next, *_coeffs(grid, i + 1), *deriv[i + 1])
+        x = x + h * 0.5 * (d1 + d2)
+    return x
+
+
+def dpmpp_2m(denoiser, x, grid, noise, callback=None):
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): multistep 2nd order in
+    lambda = log(alpha / sigma), with data prediction. First step is first order."""
+    x0_prev, h_prev = None, None
+    for i in range(grid.steps):
+        x0 = _call(denoiser, x, grid, i, callback)
+        (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
+        if s_s == 0:
+            return x0
+        h = math.log(a_s / s_s) - math.log(a_t / s_t)
+        d = x0
+        if x0_prev is not None:
+            r = h_prev / h
+            d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
+        x = (s_s / s_t) * x - a_s * math.expm1(-h) * d
+        x0_prev, h_prev = x0, h
+    return x
+
+
+def _reverse_sde_step(x, x0, a_t, s_t, a_s, s_s, z):
+    """Euler-Maruyama step of the reverse SDE written in the scale-free variables
+    x~ = x / alpha, tau = (sigma / alpha)^2, where every schedule's SDE is the VE SDE
+    dx~ = -grad log p dtau + dW~ (Karras et al. 2022, Eq. 6; Song et al. 2021). In t the
+    SDE is stiff where alpha -> 0; in tau the drift coefficient stays in [0, 1]."""
+    tau_t, tau_s = (s_t / a_t) ** 2, (s_s / a_s) ** 2
+    x_tilde = x / a_t
+    score_step = (tau_t - tau_s) / tau_t  # dtau * (x0 - x~) / tau: the score term
+    x_tilde = x_tilde + score_step * (x0 - x_tilde) + math.sqrt(tau_t - tau_s) * z
+    return a_s * x_tilde
+
+
+def euler_maruyama(denoiser, x, grid, noise, callback=None):
+    """Reverse-time SDE (Anderson 1982; Song et al. 2021, Eq. 6) by Euler-Maruyama."""
+    for i in range(grid.steps):
+        x0 = _call(denoiser, x, grid, i, callback)
+        (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
+        if s_s == 0:
+            return x0
+        x = _reverse_sde_step(x, x0, a_t, s_t, a_s, s_s, noise.normal())
+    return x
+
+
+def pc(denoiser, x, grid, noise, callback=None, snr=0.16):
+    """Predictor-corrector (Song et al. 2021, Algorithms 4-5): at each noise level one
+    Langevin corrector step, then a reverse-SDE predictor step; two calls per step."""
+    if not 0.0 < snr <= 1.0 or math.isnan(snr):
+        raise ValueError(f"snr must be in (0, 1], got {snr!r}")
+    for i in range(grid.steps):
+        (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
+        x = _langevin_step(denoiser, x, float(grid.t[i]), a_t, s_t, snr, noise.normal())
+        x0 = _call(denoiser, x, grid, i, callback)
+        if s_s == 0:
+            return x0
+        x = _reverse_sde_step(x, x0, a_t, s_t, a_s, s_s, noise.normal())
+    return x
+
+
+def _langevin_step(denoiser, x, t, a, s, snr, z):
+    """x + eps score + sqrt(2 eps) z, score = -(x - alpha x0_hat) / sigma^2.
+
+    Song et al. set eps = 2 (snr ||z|| / ||score||)^2 from norms averaged over the batch,
+    which makes a sample depend on its batch. We use that rule's expectation,
+    E||z||^2 / E||score||^2 = sigma^2 (exact while the data variance is small against
+    sigma^2; smaller steps otherwise), so eps = 2 snr^2 sigma^2 for every sample."""
+    x0 = _eval(denoiser, x, t)
+    score = -(x - a * x0) / s**2
+    step = 2 * (snr * s) ** 2
+    return x + step * score + math.sqrt(2 * step) * z
+
+
+SOLVERS = {
+    "ddpm": ddpm,
+    "ddim": ddim,
+    "euler": euler,
+    "heun": heun,
+    "dpmpp_2m": dpmpp_2m,
+    "euler_maruyama": euler_maruyama,
+    "pc": pc,
+}
+
+DETERMINISTIC = ("ddim", "euler", "heun", "dpmpp_2m")  # ddim with eta = 0
+
+
+def nfe_per_step(solver: str, steps: int) -> int:
+    """Denoiser evaluations a solver makes for `steps` steps."""
+    return {"heun": 2 * steps - 1, "pc": 2 * steps}.get(solver, steps)
