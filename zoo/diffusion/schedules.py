@@ -170,11 +170,12 @@ def get_schedule(schedule) -> Schedule:
 def ddpm_discretisation(schedule, T: int):
     """Discrete DDPM quantities for T steps (Ho et al. 2020, Eq. 4):
     alpha_bar_i = alpha(i / T)^2 and beta_i = 1 - alpha_bar_i / alpha_bar_{i-1}, i = 1..T.
-    For vp-linear and T = 1000 this recovers betas linear in 1e-4..0.02."""
+    For vp-linear and T = 1000 this recovers betas linear in 1e-4..0.02. Betas are clipped
+    at 0.999 as Nichol & Dhariwal do, since the cosine schedule reaches alpha = 0 at t = 1."""
     if not isinstance(T, int) or T < 1:
         raise ValueError(f"T must be an integer >= 1, got {T!r}")
     schedule = get_schedule(schedule)
     t = torch.arange(0, T + 1, dtype=torch.float64) / T
     alpha_bar = schedule.alpha(t) ** 2
-    betas = 1 - alpha_bar[1:] / alpha_bar[:-1]
-    return betas, alpha_bar[1:]
+    betas = (1 - alpha_bar[1:] / alpha_bar[:-1]).clamp(max=0.999)
+    return betas, torch.cumprod(1 - betas, 0)
