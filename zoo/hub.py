@@ -193,6 +193,7 @@ def save_checkpoint(
     try:
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
         save_file(_tensors_for_saving(net, dtype), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        os.chmod(tmp / WEIGHTS_NAME, 0o644)  # safetensors creates 0600; released weights are public
         if sample_image is not None:
             sample_image.save(tmp / SAMPLES_NAME)
         image = SAMPLES_NAME if sample_image is not None else None

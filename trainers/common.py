@@ -1,0 +1,406 @@
+"""The training loop every trainer shares, built on Hugging Face accelerate.
+
+    net = build_net(...)                                   # caller seeds, builds
+    result = train(net, loss_fn, batch_fn, cfg, release, sample_fn=...)
+
+* accelerate: device placement, mixed precision (bf16/fp16 on GPU), gradient
+  accumulation, and multi-GPU / multi-node or `accelerate launch --cpu --num_processes 2`
+  with no code change. `--batch-size` is per process and per micro-batch.
+* EMA of the weights with torch.optim.swa_utils.AveragedModel + get_ema_multi_avg_fn;
+  the released weights are the EMA.
+* Exact resume. All randomness of a step is derived from (seed, step, micro-batch, rank):
+  `batch_fn(step, generator)` draws from the generator it is given, and the global torch
+  RNG (used by `loss_fn` for t and noise) is reseeded with the same key. Checkpoints hold
+  model, EMA, optimizer, grad scaler, step, wall time and every RNG state, as safetensors
+  + JSON (no pickle), written into a temp sibling folder and renamed over OUT/checkpoint.
+  So SIGKILL + `--resume` ends with the same weights as an uninterrupted run (CPU).
+* At each checkpoint: a sample grid from `sample_fn(ema_model) -> PIL.Image` and a
+  Hub-shaped release folder (zoo.hub.save_checkpoint) whose model card records the exact
+  command line. `--push-to-hub REPO_ID` uploads that folder at the end.
+* tqdm progress bar; OUT/log.csv; TensorBoard through accelerate's tracker when installed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import json
+import random
+import shlex
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import is_tensorboard_available
+from safetensors.torch import load_file, save_file
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from tqdm.auto import tqdm
+
+from zoo import hub
+
+
+@dataclass
+class LoopConfig:
+    """Loop settings, one CLI flag each (see add_loop_args)."""
+
+    out: str = "runs/run"
+    release: str | None = None  # release folder; default OUT/release
+    steps: int = 1000
+    batch_size: int = 128
+    lr: float = 2e-4
+    warmup: int = 0  # linear LR warm-up steps (stateless, so resume stays exact)
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    ckpt_every: int = 500
+    log_every: int = 50
+    seed: int = 0
+    mixed_precision: str = "no"  # no | fp16 | bf16
+    grad_accum: int = 1
+    resume: bool = False
+    push_to_hub: str | None = None
+
+    @property
+    def release_dir(self) -> Path:
+        return Path(self.release) if self.release else Path(self.out) / "release"
+
+
+def add_loop_args(parser: argparse.ArgumentParser, **defaults) -> argparse.ArgumentParser:
+    """Add the shared loop flags; `defaults` overrides LoopConfig defaults per trainer."""
+    base = dataclasses.replace(LoopConfig(), **defaults)
+    group = parser.add_argument_group("training loop")
+    group.add_argument("--out", default=base.out, help="run folder: checkpoint/, release/, log.csv")
+    group.add_argument("--release", default=base.release, help="release folder (default OUT/release)")
+    group.add_argument("--steps", type=int, default=base.steps)
+    group.add_argument("--batch-size", type=int, default=base.batch_size, help="per process, per micro-batch")
+    group.add_argument("--lr", type=float, default=base.lr)
+    group.add_argument("--warmup", type=int, default=base.warmup)
+    group.add_argument("--grad-clip", type=float, default=base.grad_clip)
+    group.add_argument("--ema-decay", type=float, default=base.ema_decay)
+    group.add_argument("--ckpt-every", type=int, default=base.ckpt_every)
+    group.add_argument("--log-every", type=int, default=base.log_every)
+    group.add_argument("--seed", type=int, default=base.seed)
+    group.add_argument("--mixed-precision", choices=["no", "fp16", "bf16"], default=base.mixed_precision)
+    group.add_argument("--grad-accum", type=int, default=base.grad_accum)
+    group.add_argument("--resume", action="store_true", default=base.resume, help="continue from OUT/checkpoint")
+    group.add_argument("--push-to-hub", metavar="REPO_ID", default=base.push_to_hub)
+    return parser
+
+
+def loop_config(args: argparse.Namespace) -> LoopConfig:
+    """LoopConfig from parsed args (ignores the trainer's own flags)."""
+    names = {f.name for f in dataclasses.fields(LoopConfig)}
+    return LoopConfig(**{k: v for k, v in vars(args).items() if k in names})
+
+
+@dataclass
+class Release:
+    """What the release folder needs beyond the weights (see zoo.hub.save_checkpoint)."""
+
+    arch: str
+    net_config: Any
+    diffusion_config: Any
+    card: hub.CardInfo = field(default_factory=hub.CardInfo)
+    extra: dict = field(default_factory=dict)
+    dtype: torch.dtype = torch.float32
+    command: str | None = None  # for the card; default: this process's sys.argv
+
+
+@dataclass
+class TrainResult:
+    step: int
+    final_loss: float
+    wall_time: float
+    release_dir: Path
+    ema: torch.nn.Module  # the EMA net (plain module, on the accelerator's device)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def step_seed(seed: int, step: int, micro: int, rank: int) -> int:
+    """A well-mixed 63-bit seed for one micro-batch of one process (numpy SeedSequence)."""
+    state = np.random.SeedSequence([seed, step, micro, rank]).generate_state(2, dtype=np.uint32)
+    return int(state[0]) << 31 ^ int(state[1])
+
+
+def to_device(batch, device):
+    """Move tensors in (nested) dicts / lists / tuples to `device`."""
+    if torch.is_tensor(batch):
+        return batch.to(device)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(to_device(v, device) for v in batch)
+    return batch
+
+
+def image_grid(images: torch.Tensor, nrow: int | None = None):
+    """PIL grid of images in [-1, 1], shape (N, C, H, W) (for sample_fn callbacks)."""
+    from torchvision.transforms.functional import to_pil_image
+    from torchvision.utils import make_grid
+
+    nrow = nrow or max(1, int(len(images) ** 0.5))
+    grid = make_grid(images.detach().float().cpu().clamp(-1, 1), nrow=nrow, padding=1, pad_value=1.0)
+    return to_pil_image((grid + 1) / 2)
+
+
+def command_line() -> str:
+    """The exact command that started this process, for the model card."""
+    return shlex.join(["python", *sys.argv])
+
+
+# ----------------------------------------------------------------------------- state files
+
+
+def _flatten_optimizer(state_dict: dict):
+    """Optimizer state -> (tensors for safetensors, JSON-able rest); no pickle needed."""
+    tensors, scalars = {}, {}
+    for idx, per_param in state_dict["state"].items():
+        for key, value in per_param.items():
+            if torch.is_tensor(value):
+                tensors[f"state.{idx}.{key}"] = value.detach().cpu().contiguous()
+            else:
+                scalars[f"{idx}.{key}"] = value
+    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
+
+
+def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
+    state: dict = {}
+    for name, value in tensors.items():
+        _, idx, key = name.split(".", 2)
+        state.setdefault(int(idx), {})[key] = value
+    for name, value in meta["scalars"].items():
+        idx, key = name.split(".", 1)
+        state.setdefault(int(idx), {})[key] = value
+    return {"state": state, "param_groups": meta["param_groups"]}
+
+
+def _rng_state() -> tuple[dict, dict]:
+    tensors = {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].copy())}
+    if torch.cuda.is_available():
+        tensors["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    _, _, pos, has_gauss, gauss = np.random.get_state()
+    return tensors, {"python": random.getstate(), "numpy": [int(pos), int(has_gauss), float(gauss)]}
+
+
+def _set_rng_state(tensors: dict, meta: dict) -> None:
+    torch.set_rng_state(tensors["torch"])
+    if "cuda" in tensors and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(list(tensors["cuda"]))
+    pos, has_gauss, gauss = meta["numpy"]
+    np.random.set_state(("MT19937", tensors["numpy"].numpy(), pos, has_gauss, gauss))
+    version, internal, gauss_next = meta["python"]
+    random.setstate((version, tuple(internal), gauss_next))
+
+
+def _has_accelerator() -> bool:
+    return torch.cuda.is_available() or torch.backends.mps.is_available()
+
+
+def _sd(module: torch.nn.Module) -> dict:
+    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
+
+
+# ----------------------------------------------------------------------------- the loop
+
+
+class _Loop:
+    """State of one training run; `train()` below is the public entry point."""
+
+    def __init__(self, net, loss_fn, batch_fn, cfg: LoopConfig, release: Release, sample_fn, optimizer_fn):
+        self.cfg, self.release, self.loss_fn, self.batch_fn, self.sample_fn = cfg, release, loss_fn, batch_fn, sample_fn
+        tracker = "tensorboard" if is_tensorboard_available() else None
+        # cpu=True without a GPU: under torchrun (`accelerate launch --multi_gpu`) accelerate then
+        # picks MULTI_CPU with gloo instead of running every process as a lone single process.
+        self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
+                               log_with=tracker, project_dir=cfg.out, cpu=not _has_accelerator())
+        # EMA is built from the plain module before DDP wraps it; it lives outside DDP.
+        self.ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        self.ema.to(self.acc.device)
+        optimizer = (optimizer_fn or (lambda p: torch.optim.AdamW(p, lr=cfg.lr, weight_decay=0.0)))(net.parameters())
+        self.model, self.optimizer = self.acc.prepare(net, optimizer)
+        self.out, self.ckpt = Path(cfg.out), Path(cfg.out) / "checkpoint"
+        self.step, self.wall, self.final_loss, self.window = 0, 0.0, float("nan"), []
+
+    # -- one optimizer step ------------------------------------------------------------
+
+    def train_step(self) -> float:
+        cfg, acc = self.cfg, self.acc
+        for group in self.optimizer.param_groups:  # stateless warm-up: a function of step only
+            group["lr"] = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup) if cfg.warmup else cfg.lr
+        losses = []
+        for micro in range(cfg.grad_accum):
+            seed = step_seed(cfg.seed, self.step, micro, acc.process_index)
+            torch.manual_seed(seed)  # loss_fn's t / noise draws
+            batch = to_device(self.batch_fn(self.step, torch.Generator().manual_seed(seed)), acc.device)
+            with acc.accumulate(self.model):
+                loss = self.loss_fn(self.model, batch)
+                acc.backward(loss)
+                if acc.sync_gradients and cfg.grad_clip > 0:
+                    acc.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+                self.optimizer.step()
+                self.optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.detach().float().item())
+        self.ema.update_parameters(acc.unwrap_model(self.model))
+        self.step += 1
+        return sum(losses) / len(losses)
+
+    def mean_loss(self) -> float:
+        """Mean loss of the steps since the last call, averaged over processes (collective)."""
+        local = torch.tensor(sum(self.window) / max(1, len(self.window)), device=self.acc.device)
+        self.window = []
+        return self.acc.reduce(local, reduction="mean").item()
+
+    # -- checkpoints ---------------------------------------------------------------------
+
+    def save_state(self) -> None:
+        """All ranks write their RNG file into a temp folder; rank 0 the rest, then renames it."""
+        acc = self.acc
+        tmp = self.ckpt.with_name(".checkpoint.tmp")  # fixed name: every rank knows it
+        if acc.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)  # leftovers of a run killed mid-write
+            tmp.mkdir(parents=True)
+        acc.wait_for_everyone()
+        tensors, meta = _rng_state()
+        save_file(tensors, str(tmp / f"rng_{acc.process_index}.safetensors"))
+        (tmp / f"rng_{acc.process_index}.json").write_text(json.dumps(meta))
+        if acc.is_main_process:
+            self._save_main(tmp)
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            hub.replace_dir(tmp, self.ckpt)
+        acc.wait_for_everyone()
+
+    def _save_main(self, tmp: Path) -> None:
+        save_file(_sd(self.acc.unwrap_model(self.model)), str(tmp / "model.safetensors"))
+        save_file(_sd(self.ema), str(tmp / "ema.safetensors"))
+        opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
+        save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
+        (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
+        scaler = self.acc.scaler.state_dict() if self.acc.scaler is not None else None
+        state = {"step": self.step, "wall_time": self.wall, "final_loss": self.final_loss, "seed": self.cfg.seed,
+                 "num_processes": self.acc.num_processes, "scaler": scaler}
+        (tmp / "state.json").write_text(json.dumps(state, indent=2))
+
+    def load_state(self) -> None:
+        hub.recover_dir(self.ckpt) if self.acc.is_main_process else None
+        self.acc.wait_for_everyone()
+        if not (self.ckpt / "state.json").is_file():
+            self.acc.print(f"--resume: no checkpoint in {self.ckpt}, starting from scratch")
+            return
+        state = json.loads((self.ckpt / "state.json").read_text())
+        self.acc.unwrap_model(self.model).load_state_dict(load_file(str(self.ckpt / "model.safetensors")))
+        self.ema.load_state_dict(load_file(str(self.ckpt / "ema.safetensors")))
+        meta = json.loads((self.ckpt / "optimizer.json").read_text())
+        self.optimizer.load_state_dict(_unflatten_optimizer(load_file(str(self.ckpt / "optimizer.safetensors")), meta))
+        if state["scaler"] and self.acc.scaler is not None:
+            self.acc.scaler.load_state_dict(state["scaler"])
+        rng = self.ckpt / f"rng_{self.acc.process_index}"
+        if rng.with_suffix(".safetensors").is_file():
+            _set_rng_state(load_file(str(rng.with_suffix(".safetensors"))), json.loads(rng.with_suffix(".json").read_text()))
+        self.step, self.wall, self.final_loss = state["step"], state["wall_time"], state["final_loss"]
+        self.acc.print(f"resumed from {self.ckpt} at step {self.step}")
+
+    def write_release(self) -> None:
+        """Main process: sample grid + Hub-shaped folder of the EMA weights with its card."""
+        ema_net = self.ema.module
+        image = None
+        if self.sample_fn is not None:
+            with torch.no_grad():
+                image = self.sample_fn(ema_net.eval())
+            image.save(self.out / f"samples_{self.step:07d}.png")
+        card = dataclasses.replace(self.release.card, train_command=self.release.command or command_line(), steps=self.step,
+                                   final_loss=self.final_loss, wall_time_s=self.wall)
+        extra = {**self.release.extra, "training": {**self.release.extra.get("training", {}), **_training_facts(self)}}
+        hub.save_checkpoint(self.cfg.release_dir, ema_net, self.release.arch, self.release.net_config,
+                            self.release.diffusion_config, extra=extra, card=card, sample_image=image,
+                            dtype=self.release.dtype)
+
+
+def _training_facts(loop: _Loop) -> dict:
+    cfg = loop.cfg
+    return {"steps": loop.step, "batch_size": cfg.batch_size, "num_processes": loop.acc.num_processes,
+            "grad_accum": cfg.grad_accum, "lr": cfg.lr, "ema_decay": cfg.ema_decay, "seed": cfg.seed,
+            "mixed_precision": cfg.mixed_precision, "final_loss": loop.final_loss, "wall_time_s": round(loop.wall, 3)}
+
+
+
+class _Log:
+    """OUT/log.csv (main process); on resume, rows past the checkpoint are dropped."""
+
+    def __init__(self, path: Path, resume_step: int):
+        self.path = path
+        rows = []
+        if path.is_file() and resume_step > 0:
+            with path.open() as f:
+                rows = [r for r in csv.DictReader(f) if int(r["step"]) <= resume_step]
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, ["step", "loss", "lr", "wall_time"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def write(self, step: int, loss: float, lr: float, wall: float) -> None:
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow([step, f"{loss:.6g}", f"{lr:.6g}", f"{wall:.3f}"])
+
+
+def train(
+    net: torch.nn.Module,
+    loss_fn: Callable[[torch.nn.Module, Any], torch.Tensor],
+    batch_fn: Callable[[int, torch.Generator], Any],
+    cfg: LoopConfig,
+    release: Release,
+    sample_fn: Callable[[torch.nn.Module], Any] | None = None,
+    optimizer_fn: Callable | None = None,
+) -> TrainResult:
+    """Train `net` for cfg.steps optimizer steps; see the module docstring for the contract.
+
+    loss_fn(model, batch) -> scalar; batch_fn(step, generator) -> batch (CPU tensors fine,
+    moved to the device here; draw randomness only from `generator`); sample_fn(ema_net) ->
+    PIL image; optimizer_fn(params) -> optimizer (default AdamW(lr=cfg.lr))."""
+    loop = _Loop(net, loss_fn, batch_fn, cfg, release, sample_fn, optimizer_fn)
+    acc = loop.acc
+    if acc.is_main_process:
+        loop.out.mkdir(parents=True, exist_ok=True)
+    acc.wait_for_everyone()
+    if cfg.resume:
+        loop.load_state()
+    log = _Log(loop.out / "log.csv", loop.step) if acc.is_main_process else None
+    acc.init_trackers("train")
+    bar = tqdm(total=cfg.steps, initial=loop.step, disable=not acc.is_main_process, desc="train")
+    while loop.step < cfg.steps:
+        t0 = time.perf_counter()
+        loop.window.append(loop.train_step())
+        loop.wall += time.perf_counter() - t0
+        bar.update(1)
+        _after_step(loop, log, bar)
+    bar.close()
+    if cfg.push_to_hub and acc.is_main_process:
+        url = hub.push_folder(cfg.release_dir, cfg.push_to_hub)
+        acc.print(f"pushed {cfg.release_dir} to {cfg.push_to_hub}: {url}")
+    acc.wait_for_everyone()
+    acc.end_training()
+    return TrainResult(loop.step, loop.final_loss, loop.wall, cfg.release_dir, loop.ema.module)
+
+
+def _after_step(loop: _Loop, log: _Log | None, bar) -> None:
+    """Logging and checkpointing at their intervals (collectives: every rank gets here)."""
+    cfg, step = loop.cfg, loop.step
+    is_ckpt = step % cfg.ckpt_every == 0 or step == cfg.steps
+    if step % cfg.log_every == 0 or is_ckpt:
+        loop.final_loss = loop.mean_loss()
+        lr = loop.optimizer.param_groups[0]["lr"]
+        if log is not None:
+            log.write(step, loop.final_loss, lr, loop.wall)
+        loop.acc.log({"loss": loop.final_loss, "lr": lr}, step=step)
+        bar.set_postfix(loss=f"{loop.final_loss:.4f}")
+    if is_ckpt:
+        if loop.acc.is_main_process:
+            loop.write_release()
+        loop.save_state()
