@@ -2,6 +2,7 @@
 --push-to-hub against a local Hub server (then downloaded back and compared)."""
 import csv
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -51,7 +52,8 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     resumed = run(tmp_path / "killed", "--resume")
     log, _ = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, log
-    assert "resumed from" in log and "at step 8" in log and "done step=24" in log
+    resumed_at = int(re.search(r"resumed from .* at step (\d+)", log)[1])
+    assert resumed_at in (8, 16) and "done step=24" in log  # the step count continues
     for name in ("model.safetensors", "ema.safetensors", "optimizer.safetensors"):
         same_files(tmp_path / "plain" / "checkpoint", tmp_path / "killed" / "checkpoint", name)
     same_files(tmp_path / "plain" / "release", tmp_path / "killed" / "release", "model.safetensors")
