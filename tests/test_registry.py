@@ -83,3 +83,33 @@ def test_load_is_cached(tmp_path, monkeypatch, test_entry):
     assert zoo.load("tiny-test") is zoo.load("tiny-test")
     assert zoo.load("tiny-test")["folder"] == folder
     assert zoo.load("tiny-test", extra=[1]) is not zoo.load("tiny-test", extra=[1])
+
+
+def test_zoo_tab_lists_entries_and_cards(tmp_path, monkeypatch, test_entry):
+    import gradio as gr
+    from gradio_client import Client
+    from PIL import Image
+
+    from servers.olah_mirror import free_port
+    from ui import zoo_tab
+
+    make_checkpoint(tmp_path / "bundled", sample_image=Image.new("RGB", (6, 6), "red"))
+    monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
+    monkeypatch.setattr(registry, "ENTRIES", [*registry.ENTRIES[:-1], dataclasses.replace(test_entry, bundled_path="bundled")])
+    rows = {r[0]: r for r in zoo_tab.table_rows()}
+    assert rows["tiny-test"][2] == "bundled" and rows["mnist"][4].startswith("python -m trainers.pixels")
+    text, image = zoo_tab.card_view("tiny-test")
+    assert "python train.py" in text and "diffusion-zoo" in text and image.size == (6, 6)
+    missing, none = zoo_tab.card_view("toy-moons")
+    assert none is None and ("Weights missing" in missing or registry.source("toy-moons") == "bundled")
+    with gr.Blocks() as demo:
+        with gr.Tab("Model zoo"):
+            parts = zoo_tab.build_zoo_tab()
+    assert {c.elem_id for c in parts.values()} == {"zoo-table", "zoo-refresh", "zoo-model", "zoo-card", "zoo-samples"}
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(demo.local_url, verbose=False)
+        card_md, _ = client.predict("tiny-test", api_name="/zoo_card")
+        assert "python train.py" in card_md
+    finally:
+        demo.close()
