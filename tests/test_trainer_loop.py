@@ -1,5 +1,6 @@
 """trainers/common.py: exact resume after SIGKILL, a real 2-process accelerate run, and
---push-to-hub against a local Hub server (then downloaded back and compared)."""
+--push-to-hub against a local Hub server (then downloaded back and compared), gradient
+accumulation + bf16 autocast + warm-up, and repeated in-process runs."""
 import csv
 import os
 import re
@@ -9,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from huggingface_hub import ModelCard, snapshot_download
 from safetensors.torch import load_file
@@ -104,3 +106,17 @@ def test_push_to_hub_round_trip(tmp_path, online, monkeypatch, capsys):
     assert "hf_test_secret_token_123" not in captured.out + captured.err
     assert "hf_test_secret_token_123" not in (tmp_path / "run" / "log.csv").read_text()
 
+
+
+def test_grad_accum_bf16_warmup_then_rerun_in_process(tmp_path, tiny_arch):
+    from servers import tiny_train
+
+    first = tiny_train.main(["--out", str(tmp_path / "a"), "--steps", "4", "--ckpt-every", "4", "--grad-accum", "2",
+                             "--mixed-precision", "bf16", "--warmup", "3"])
+    with (tmp_path / "a" / "log.csv").open() as f:
+        lrs = [float(r["lr"]) for r in csv.DictReader(f)]
+    assert first.step == 4 and lrs == [pytest.approx(0.01 * 2 / 3), 0.01]  # log at steps 2 and 4
+    _, config = hub.load_checkpoint(first.release_dir)
+    assert config["training"]["grad_accum"] == 2 and config["training"]["mixed_precision"] == "bf16"
+    second = tiny_train.main(["--out", str(tmp_path / "b"), "--steps", "2", "--ckpt-every", "2"])
+    assert second.step == 2 and second.final_loss == second.final_loss  # a second in-process run works (not NaN)

@@ -386,7 +386,19 @@ def train(
         acc.print(f"pushed {cfg.release_dir} to {cfg.push_to_hub}: {url}")
     acc.wait_for_everyone()
     acc.end_training()
+    _release_accelerate_state(acc)
     return TrainResult(loop.step, loop.final_loss, loop.wall, cfg.release_dir, loop.ema.module)
+
+
+def _release_accelerate_state(acc: Accelerator) -> None:
+    """accelerate keeps process-wide singletons that refuse a second Accelerator with other
+    settings (e.g. mixed precision). A single-process run clears them so the app or a test
+    can call train() again in the same process; distributed runs keep their process group."""
+    if acc.num_processes == 1:
+        from accelerate.state import AcceleratorState, GradientState
+
+        AcceleratorState._reset_state()
+        GradientState._reset_state()
 
 
 def _after_step(loop: _Loop, log: _Log | None, bar) -> None:
