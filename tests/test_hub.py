@@ -99,3 +99,16 @@ def test_download_through_olah_mirror(tmp_path, olah_endpoint):
     assert (path / "README.md").read_text() == (folder / "README.md").read_text()
     assert hub.locate("zoo-test/tiny-olah")[1] == "cached"
     assert hub.probe_hub("zoo-test/absent") == "missing"
+
+
+def test_probe_sends_token_for_private_repos(online, monkeypatch):
+    from servers.hub_server import start_fake_hub
+
+    fake, server, url = start_fake_hub()
+    online(url)
+    monkeypatch.setenv("HF_TOKEN", "hf_probe_secret")
+    try:
+        assert hub.probe_hub("zoo-test/private") == "missing"
+    finally:
+        server.shutdown()
+    assert fake.requests == [("HEAD", "/zoo-test/private/resolve/main/config.json", "Bearer hf_probe_secret")]

@@ -289,7 +289,8 @@ class _Loop:
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
 
     def load_state(self) -> None:
-        hub.recover_dir(self.ckpt) if self.acc.is_main_process else None
+        if self.acc.is_main_process:
+            hub.recover_dir(self.ckpt)  # a crash between replace_dir's two renames
         self.acc.wait_for_everyone()
         if not (self.ckpt / "state.json").is_file():
             self.acc.print(f"--resume: no checkpoint in {self.ckpt}, starting from scratch")

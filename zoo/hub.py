@@ -29,6 +29,7 @@ from pathlib import Path
 import torch
 from huggingface_hub import HfApi, ModelCard, ModelCardData, constants, snapshot_download
 from huggingface_hub.errors import LocalEntryNotFoundError
+from huggingface_hub.utils import build_hf_headers
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
@@ -269,7 +270,8 @@ _probe_cache: dict = {}
 
 
 def _probe_once(url: str, result: list) -> None:
-    request = urllib.request.Request(url, method="HEAD")
+    # build_hf_headers adds the token (HF_TOKEN / saved login) so private repos probe as "ok"
+    request = urllib.request.Request(url, method="HEAD", headers=build_hf_headers())
     try:
         with urllib.request.build_opener(_NoRedirect).open(request, timeout=PROBE_TIMEOUT) as resp:
             result.append("ok" if resp.status < 400 else "missing")
@@ -284,7 +286,7 @@ def probe_hub(repo_id: str, endpoint: str | None = None) -> str:
 
     The request runs in a daemon thread with a hard deadline because a DNS lookup is not
     covered by socket timeouts. Results are cached briefly so a table of many entries
-    costs one probe when offline. Public repos only (no token is sent)."""
+    costs one probe when offline."""
     endpoint = (endpoint or hub_endpoint()).rstrip("/")
     key = (endpoint, repo_id)
     cached = _probe_cache.get(key) or _probe_cache.get((endpoint, None))
