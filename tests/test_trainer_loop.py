@@ -99,7 +99,7 @@ def test_push_to_hub_round_trip(tmp_path, online, monkeypatch, capsys):
     card = ModelCard.load(pushed / "README.md")
     assert card.data.library_name == "diffusion-zoo" and card.data.license == "mit"
     assert "toy2d" in card.data.tags and card.data.datasets == ["ring"]
-    assert "--push-to-hub zoo-test/pushed" in card.text and "| steps | 4 |" in card.text
+    assert "--push-to-hub zoo-test/pushed" in card.text and "**steps**: 4" in card.text
     assert all(auth == "Bearer hf_test_secret_token_123" for _, path, auth in fake.requests if "/api/" in path)
     assert fake.validated and fake.created[0]["name"] == "pushed"  # card YAML checked, repo created
     captured = capsys.readouterr()

@@ -57,13 +57,11 @@ _CARD_TEMPLATE = """---
 
 {% endif %}## Training
 
-| | |
-|---|---|
-| command | `{{ train_command }}` |
-| steps | {{ steps }} |
-| data | {{ data }} |
-| final loss | {{ final_loss }} |
-| wall time | {{ wall_time }} |
+- **command**: `{{ train_command }}`
+- **steps**: {{ steps }}
+- **data**: {{ data }}
+- **final loss**: {{ final_loss }}
+- **wall time**: {{ wall_time }}
 
 Weights are the EMA of the training weights, stored as `model.safetensors`; the
 architecture and diffusion settings are in `config.json`. Load with
