@@ -5,7 +5,7 @@ import torch
 from zoo.diffusion import GaussianMixture
 
 
-def test_mixture() -> GaussianMixture:
+def mixture() -> GaussianMixture:
     covs = torch.tensor([[[0.09, 0.0], [0.0, 0.09]],
                          [[0.16, 0.05], [0.05, 0.04 + 0.0225]],
                          [[0.25, 0.0], [0.0, 0.0625]]], dtype=torch.float64)
@@ -15,5 +15,4 @@ def test_mixture() -> GaussianMixture:
 
 def responsibilities(gmm: GaussianMixture, x: torch.Tensor) -> torch.Tensor:
     """p(k | x) under the clean mixture; their mean over x ~ p estimates the weights."""
-    mean, chol, _ = gmm._noisy(1.0, 0.0)
-    return torch.softmax(gmm._log_resp(x.double(), mean, chol), dim=1)
+    return gmm.responsibilities(x)
