@@ -1,0 +1,31 @@
+"""Pure nn.Modules. They know nothing about schedules: every net is called as
+`net(x, t, **cond)` with t in [0, 1] (continuous diffusion time, shape (batch,)) and
+returns a tensor shaped like x. Each architecture is a module exposing a config
+dataclass and a class taking that config; checkpoints name the architecture by key,
+never by import path (a config file must not be able to import arbitrary code)."""
+import dataclasses
+import importlib
+
+# key -> (module, class name). The class has a `Config` dataclass attribute.
+ARCHITECTURES = {
+    "mlp": ("zoo.nets.mlp", "MLP"),
+    "unet": ("zoo.nets.unet", "UNet"),
+    "classifier": ("zoo.nets.classifier", "Classifier"),
+}
+
+
+def net_class(arch: str):
+    if arch not in ARCHITECTURES:
+        raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    module, name = ARCHITECTURES[arch]
+    return getattr(importlib.import_module(module), name)
+
+
+def build_net(arch: str, config: dict):
+    """Instantiate architecture `arch` from a plain dict (as stored in config.json)."""
+    cls = net_class(arch)
+    fields = {f.name for f in dataclasses.fields(cls.Config)}
+    unknown = set(config) - fields
+    if unknown:
+        raise ValueError(f"unknown {arch} config fields {sorted(unknown)}; allowed: {sorted(fields)}")
+    return cls(cls.Config(**config))
