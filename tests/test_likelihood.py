@@ -41,3 +41,14 @@ def test_bits_per_dim_conversion():
     nats = torch.tensor([2 * 0.6931471805599453])
     assert torch.allclose(bits_per_dim(nats, 2), torch.tensor([1.0]))
     assert float(bits_per_dim(torch.zeros(1), 1, bin_width=0.5)) == pytest.approx(1.0)
+
+
+def test_sliced_wasserstein_zero_for_equal_sets_and_shift_for_translated_ones():
+    from zoo.diffusion.metrics import sliced_wasserstein
+
+    x = torch.randn(4000, 2, generator=torch.Generator().manual_seed(0))
+    assert sliced_wasserstein(x, x) == 0.0
+    # a shift by c along e1 moves each projection on direction u by c u_1: E|u_1| = 2/pi in 2D
+    shifted = sliced_wasserstein(x, x + torch.tensor([1.0, 0.0]), projections=4000)
+    assert abs(shifted - 2 / torch.pi) < 0.02
+    assert sliced_wasserstein(x, x[:1000]) < 0.1
