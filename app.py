@@ -1,0 +1,43 @@
+"""The diffusion model zoo: one Gradio app, one tab per family of models.
+
+    python app.py            # http://127.0.0.1:7860 (or $GRADIO_SERVER_PORT)
+
+Layout and wiring only; every tab is built in ui/ and backed by a module in zoo/.
+"""
+import os
+
+import gradio as gr
+
+from ui.schedules_tab import build_schedules_tab
+from ui.toy_tab import build_toy_tab
+from ui.zoo_tab import build_zoo_tab
+
+TITLE = "Diffusion model zoo"
+
+
+def build_app() -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\nTrain, sample and compare diffusion models: exact math, selectable solvers "
+                    "(DDPM, DDIM, Euler, Heun, DPM-Solver++ 2M, Euler-Maruyama, predictor-corrector) and step counts.")
+        with gr.Tab("Toy 2D", id="toy"):
+            toy = build_toy_tab()
+        with gr.Tab("Noise schedules", id="schedules"):
+            schedules = build_schedules_tab()
+        with gr.Tab("Model zoo", id="zoo"):
+            build_zoo_tab()
+        # first views drawn when a visitor opens the page
+        for fn, inputs, output in (toy["forward"], toy["schedule"], schedules):
+            demo.load(fn, inputs, output, api_name=False)
+    return demo
+
+
+def main():
+    demo = build_app()
+    demo.queue(default_concurrency_limit=2, max_size=32).launch(
+        server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+        server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
+    )
+
+
+if __name__ == "__main__":
+    main()

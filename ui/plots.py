@@ -1,0 +1,130 @@
+"""Matplotlib figures for the tabs. Rendering only: the numbers come from zoo/."""
+import matplotlib
+
+matplotlib.use("Agg")  # no display on servers; set before pyplot is imported
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from zoo.diffusion import SCHEDULES, make_grid  # noqa: E402
+
+COLORS = {"vp-linear": "tab:blue", "vp-cosine": "tab:orange", "ve": "tab:green", "flow": "tab:red"}
+
+
+def schedule_figure(selected: str, steps: int, spacing: str):
+    """alpha(t), sigma(t) and log-SNR lambda(t) of every schedule; the chosen schedule's
+    sampling grid (steps, spacing) is marked with dots on its curves."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    t = torch.linspace(0, 1, 400, dtype=torch.float64)
+    grid = make_grid(selected, steps, spacing)
+    for name, sch in SCHEDULES.items():
+        alpha, sigma = sch.alpha_sigma(t)
+        lam = sch.log_snr(t.clamp(1e-4, 1 - 1e-4))
+        width = 2.5 if name == selected else 1.0
+        axes[0].plot(t, alpha, color=COLORS[name], lw=width, label=name)
+        axes[1].semilogy(t, sigma.clamp_min(1e-3), color=COLORS[name], lw=width, label=name)
+        axes[2].plot(t, lam.clamp(-25, 25), color=COLORS[name], lw=width, label=name)
+    sch, ts = SCHEDULES[selected], grid.t[:-1]
+    a, s = sch.alpha_sigma(ts)
+    axes[0].plot(ts, a, "o", color="k", ms=3, label=f"{steps} steps ({spacing})")
+    axes[1].semilogy(ts, s, "o", color="k", ms=3)
+    axes[2].plot(ts, sch.log_snr(ts).clamp(-25, 25), "o", color="k", ms=3)
+    for ax, title in zip(axes, ("alpha(t)  (signal scale)", "sigma(t)  (noise scale, log axis)",
+                                "log-SNR  lambda = log(alpha^2 / sigma^2)")):
+        ax.set(title=title, xlabel="t")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def density_background(ax, density, lim: float):
+    """The data density (a 2D histogram) as a grey image under the samples."""
+    if density is not None:
+        ax.imshow(np.asarray(density).T, origin="lower", extent=(-lim, lim, -lim, lim), cmap="Greys",
+                  aspect="equal", alpha=0.55)
+
+
+def samples_figure(points: torch.Tensor, density, lim: float, title: str):
+    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    density_background(ax, density, lim)
+    p = points.detach().cpu().numpy()
+    ax.scatter(p[:, 0], p[:, 1], s=3, c="tab:orange", alpha=0.6, linewidths=0)
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=title)
+    ax.set_aspect("equal")
+    fig.tight_layout()
+    return fig
+
+
+def trajectories_figure(path: torch.Tensor, times, show_step: int, lim: float, density):
+    """Reverse-time paths (steps+1, n, 2) of a few points; the state at `show_step` is
+    highlighted, so a slider can step through t."""
+    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    density_background(ax, density, lim)
+    p = path.detach().cpu().numpy()
+    for i in range(min(p.shape[1], 150)):
+        ax.plot(p[:, i, 0], p[:, i, 1], color="tab:blue", lw=0.5, alpha=0.45)
+    ax.scatter(p[0, :, 0], p[0, :, 1], s=5, c="tab:gray", label="start (noise)")
+    ax.scatter(p[-1, :, 0], p[-1, :, 1], s=6, c="tab:orange", label="end (sample)")
+    k = min(max(show_step, 0), len(p) - 1)
+    ax.scatter(p[k, :, 0], p[k, :, 1], s=14, c="tab:red", label=f"step {k}: t = {times[k]:.3f}")
+    ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title="Reverse trajectories")
+    ax.set_aspect("equal")
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig
+
+
+def forward_figure(snapshots, lim: float):
+    """Forward noising: [(t, points)] side by side."""
+    fig, axes = plt.subplots(1, len(snapshots), figsize=(3 * len(snapshots), 3.1))
+    for ax, (t, pts) in zip(axes, snapshots):
+        p = pts.detach().cpu().numpy()
+        ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, c="tab:blue", linewidths=0)
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=f"t = {t:.2f}")
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle("Forward process q(x_t | x_0): x_t = alpha(t) x_0 + sigma(t) eps")
+    fig.tight_layout()
+    return fig
+
+
+def field_figure(fields, lim: float, title: str):
+    """Quiver plots of vector fields: [(label, xy (n, 2), vectors (n, 2))] side by side."""
+    fig, axes = plt.subplots(1, len(fields), figsize=(4.4 * len(fields), 4.4), squeeze=False)
+    for ax, (label, xy, vec) in zip(axes[0], fields):
+        v = vec.detach().cpu().numpy()
+        norm = np.linalg.norm(v, axis=1, keepdims=True)
+        u = v / np.maximum(norm, 1e-12) * np.log1p(norm)  # log-scaled lengths keep small arrows visible
+        ax.quiver(xy[:, 0], xy[:, 1], u[:, 0], u[:, 1], norm[:, 0], cmap="viridis", angles="xy")
+        ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=label)
+        ax.set_aspect("equal")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def curve_figure(xs, ys, title: str, xlabel: str, ylabel: str, logy: bool = False):
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.plot(xs, ys, color="tab:blue")
+    if logy:
+        ax.set_yscale("log")
+    ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def compare_figure(results: dict, floor: float):
+    """Distance to data vs NFE: {solver: [(nfe, distance)]}."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for solver, pts in results.items():
+        ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=solver)
+    ax.axhline(floor, color="k", ls="--", label="sampling-noise floor")
+    ax.set(xlabel="NFE (denoiser evaluations)", ylabel="sliced Wasserstein to data",
+           title="Compare solvers on this model")
+    ax.legend(fontsize=8, ncol=2)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,172 @@
+"""Toy 2D tab: train, sample and look at diffusion on point clouds. Layout and wiring only;
+the work is in zoo.toy2d and zoo.toy2d_views, the drawing in ui.plots."""
+import gradio as gr
+
+import zoo
+from ui import plots
+from ui.errors import as_float, as_int, friendly
+from zoo.data.toy2d import TOY_DATASETS, toy_density_image
+from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, SOLVERS, SPACINGS, DiffusionConfig
+from zoo.diffusion.spacing import MAX_STEPS
+from zoo.toy2d import MAX_POINTS, ToyTrainConfig, exact_pipeline, train_steps
+from zoo import toy2d_views as views
+
+LIM = 3.0
+SOURCES = ("bundled", "trained here", "exact (gmm only)")
+MAX_UI_STEPS = 1000
+MAX_TRAIN_STEPS = 20_000
+
+
+def _density(dataset):
+    return toy_density_image(dataset, lim=LIM, bins=120, n=60_000)
+
+
+def pick_pipeline(source, dataset, schedule, trained):
+    """The model the user chose: bundled weights, the one trained in this session, or
+    the exact denoiser of the Gaussian mixture."""
+    if source == "bundled":
+        return zoo.load(f"toy-{dataset}")
+    if source == "trained here":
+        if trained is None or trained.dataset != dataset:
+            raise ValueError(f"No model trained on '{dataset}' in this session yet: press Train, "
+                             "or choose the bundled model.")
+        return trained
+    if source == SOURCES[2]:
+        if dataset != "gmm":
+            raise ValueError("The exact denoiser exists only for the Gaussian mixture: choose dataset 'gmm'.")
+        return exact_pipeline(schedule)
+    raise ValueError(f"model must be one of {list(SOURCES)}, got {source!r}")
+
+
+def _solver_options(solver, eta):
+    eta = as_float(eta, "eta", 0.0, 1.0)
+    return {"eta": eta} if solver == "ddim" else {}
+
+
+@friendly
+def on_train(dataset, objective, schedule, steps, progress=gr.Progress()):
+    steps = as_int(steps, "training steps", 100, MAX_TRAIN_STEPS)
+    config = ToyTrainConfig(dataset, DiffusionConfig(schedule=schedule, parameterisation=objective), steps=steps)
+    losses, pipe = [], None
+    for step, loss, seconds, pipe in train_steps(config, report_every=max(steps // 40, 1)):
+        losses.append((step, loss))
+        progress(step / steps, desc=f"training: step {step}/{steps}")
+        fig = plots.curve_figure([s for s, _ in losses], [v for _, v in losses], "Training loss (live)",
+                                 "step", "loss", logy=True)
+        status = f"step {step}/{steps} · loss {loss:.4f} · {seconds:.1f} s"
+        yield fig, status, pipe
+    yield fig, status + " · done: choose model **trained here** and Sample.", pipe
+
+
+@friendly
+def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, n, eta):
+    pipe = pick_pipeline(source, dataset, schedule, trained)
+    steps, seed = as_int(steps, "steps", 1, MAX_UI_STEPS), as_int(seed, "seed", 0, 2**31 - 1)
+    n = as_int(n, "number of points", 1, MAX_POINTS)
+    path, times, out = views.trajectories(pipe, n, steps, solver, seed, spacing, **_solver_options(solver, eta))
+    swd, floor = pipe.distance_to_data(out.points), views.noise_floor(dataset, n)
+    ll = views.likelihoods(pipe)
+    numbers = (f"**{pipe.description}** · NFE **{out.nfe}** · **{out.seconds:.2f} s** · "
+               f"sliced Wasserstein to data **{swd:.4f}** (two true sets of {n}: {floor:.4f}) · "
+               f"bits/dim: PF-ODE **{ll['ode_bpd']:.3f}**, variational bound **{ll['vlb_bpd']:.3f}**")
+    density = _density(dataset)
+    samples = plots.samples_figure(out.points, density, LIM, f"{solver}, {steps} steps, {spacing}")
+    traj = plots.trajectories_figure(path[:, :150], times, len(times) - 1, LIM, density)
+    slider = gr.Slider(minimum=0, maximum=len(times) - 1, value=len(times) - 1, step=1)
+    return samples, traj, numbers, plots.schedule_figure(pipe.schedule, steps, spacing), (path[:, :150], times, dataset), slider
+
+
+@friendly
+def on_step(trajectory, k):
+    if trajectory is None:
+        raise ValueError("Sample first: the trajectories come from the last sampling run.")
+    path, times, dataset = trajectory
+    k = as_int(k, "step", 0, len(times) - 1)
+    return plots.trajectories_figure(path, times, k, LIM, _density(dataset))
+
+
+@friendly
+def on_forward(dataset, schedule):
+    return plots.forward_figure(views.forward_snapshots(dataset, schedule), LIM)
+
+
+@friendly
+def on_field(source, dataset, schedule, trained, t, kind):
+    pipe = pick_pipeline(source, dataset, schedule, trained)
+    t = as_float(t, "t", 0.0, 1.0)
+    sch = SCHEDULES[pipe.schedule]
+    t = min(max(t, sch.t_min), sch.t_max)
+    fields = [(f"{source} model", *views.vector_field(pipe.denoiser, pipe.schedule, t, kind, LIM))]
+    if dataset == "gmm" and source != SOURCES[2]:
+        exact = exact_pipeline(pipe.schedule)
+        fields.append(("exact (mixture)", *views.vector_field(exact.denoiser, pipe.schedule, t, kind, LIM)))
+    return plots.field_figure(fields, LIM, f"{kind} field at t = {t:.3f} ({pipe.schedule})")
+
+
+@friendly
+def on_compare(source, dataset, schedule, trained, seed, progress=gr.Progress()):
+    pipe = pick_pipeline(source, dataset, schedule, trained)
+    seed = as_int(seed, "seed", 0, 2**31 - 1)
+    results = views.compare_solvers(pipe, seed=seed, progress=progress)
+    return plots.compare_figure(results, views.noise_floor(dataset, 2000, seed))
+
+
+@friendly
+def on_schedule(schedule, steps, spacing):
+    return plots.schedule_figure(schedule, as_int(steps, "steps", 1, MAX_STEPS), spacing)
+
+
+def build_toy_tab():
+    """The Toy 2D tab's components and events (inside an open gr.Blocks / gr.Tab)."""
+    trained, trajectory = gr.State(None), gr.State(None)
+    gr.Markdown("Diffusion on 2D point clouds: **train** a small MLP in seconds (or use the bundled "
+                "weights, or the exact denoiser of the Gaussian mixture), then **sample** with any solver "
+                "and watch the forward noising, the reverse trajectories and the learned field.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            dataset = gr.Dropdown(list(TOY_DATASETS), value="moons", label="dataset", elem_id="toy-dataset")
+            objective = gr.Dropdown(list(PARAMETERISATIONS), value="eps", label="objective (what the net predicts)",
+                                    elem_id="toy-objective")
+            schedule = gr.Dropdown(sorted(SCHEDULES), value="vp-cosine", label="noise schedule", elem_id="toy-schedule")
+            train_steps_box = gr.Slider(100, MAX_TRAIN_STEPS, value=3000, step=100, label="training steps",
+                                        elem_id="toy-train-steps")
+            train_btn = gr.Button("Train", variant="primary", elem_id="toy-train")
+            train_status = gr.Markdown("", elem_id="toy-train-status")
+            source = gr.Radio(list(SOURCES), value="bundled", label="model", elem_id="toy-source")
+            solver = gr.Dropdown(sorted(SOLVERS), value="heun", label="solver", elem_id="toy-solver")
+            spacing = gr.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="toy-spacing")
+            steps = gr.Slider(1, MAX_UI_STEPS, value=20, step=1, label="steps", elem_id="toy-steps")
+            eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (ddim only)", elem_id="toy-eta")
+            seed = gr.Number(0, precision=0, label="seed", elem_id="toy-seed")
+            n = gr.Slider(100, MAX_POINTS, value=2000, step=100, label="number of points", elem_id="toy-n")
+            sample_btn = gr.Button("Sample", variant="primary", elem_id="toy-sample")
+            compare_btn = gr.Button("Compare solvers", elem_id="toy-compare")
+        with gr.Column(scale=3):
+            numbers = gr.Markdown("", elem_id="toy-numbers")
+            with gr.Row():
+                samples_plot = gr.Plot(label="samples over the data density", elem_id="toy-samples")
+                traj_plot = gr.Plot(label="reverse trajectories", elem_id="toy-trajectories")
+            step_slider = gr.Slider(0, 20, value=20, step=1, label="step through the reverse process",
+                                    elem_id="toy-step")
+            loss_plot = gr.Plot(label="training loss", elem_id="toy-loss")
+            forward_plot = gr.Plot(label="forward process", elem_id="toy-forward")
+            with gr.Row():
+                field_t = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="field at t", elem_id="toy-field-t")
+                field_kind = gr.Radio(list(views.FIELD_KINDS), value="score", label="field", elem_id="toy-field-kind")
+            field_plot = gr.Plot(label="learned field", elem_id="toy-field")
+            schedule_plot = gr.Plot(label="noise schedule", elem_id="toy-schedule-plot")
+            compare_plot = gr.Plot(label="compare solvers", elem_id="toy-compare-plot")
+
+    model = [source, dataset, schedule, trained]
+    train_btn.click(on_train, [dataset, objective, schedule, train_steps_box], [loss_plot, train_status, trained],
+                    api_name="toy_train")
+    sample_btn.click(on_sample, model + [solver, steps, spacing, seed, n, eta],
+                     [samples_plot, traj_plot, numbers, schedule_plot, trajectory, step_slider], api_name="toy_sample")
+    step_slider.release(on_step, [trajectory, step_slider], traj_plot, api_name="toy_step")
+    for trigger in (dataset.change, schedule.change):
+        trigger(on_forward, [dataset, schedule], forward_plot, api_name=False)
+    gr.on([field_t.release, field_kind.change], on_field, model + [field_t, field_kind], field_plot, api_name="toy_field")
+    gr.on([steps.release, spacing.change], on_schedule, [schedule, steps, spacing], schedule_plot, api_name="toy_schedule")
+    compare_btn.click(on_compare, model + [seed], compare_plot, api_name="toy_compare")
+    return {"forward": (on_forward, [dataset, schedule], forward_plot),
+            "schedule": (on_schedule, [schedule, steps, spacing], schedule_plot)}

@@ -1,0 +1,165 @@
+"""Toy 2D zoo module: an MLP denoiser on a 2D point cloud, trained in seconds.
+
+    pipe = zoo.load("toy-moons")                 # bundled checkpoint
+    pipe = train_pipeline(ToyTrainConfig("moons"))   # or train in-process
+    out = pipe(n=2000, steps=20, solver="heun", seed=0)
+    out.points, out.nfe, out.seconds
+
+`ToyTrainConfig`, `toy_batch` and `toy_loss` are shared with trainers/toy2d.py, so the
+CLI trainer and the in-browser one train the same thing.
+"""
+import copy
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Optional
+
+import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
+from zoo.diffusion import Denoiser, DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
+from zoo.diffusion.metrics import sliced_wasserstein
+from zoo.nets.mlp import MLP
+
+MAX_POINTS = 20_000
+
+
+@dataclass
+class ToyTrainConfig:
+    """A toy training run. Defaults reach a good fit in about 10 s on 2 CPU cores."""
+
+    dataset: str = "moons"
+    diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(schedule="vp-cosine",
+                                                                               parameterisation="eps"))
+    net: MLP.Config = field(default_factory=MLP.Config)
+    steps: int = 3000
+    batch_size: int = 512
+    lr: float = 3e-3
+    ema_decay: float = 0.995
+    seed: int = 0
+
+
+@dataclass
+class ToyOutput:
+    points: torch.Tensor  # (n, 2)
+    nfe: int
+    seconds: float
+
+
+class ToyPipeline:
+    """A denoiser for one 2D data set plus what the tab needs to evaluate it."""
+
+    def __init__(self, denoiser: Callable, schedule: str, dataset: str, description: str = ""):
+        self.denoiser, self.schedule, self.dataset, self.description = denoiser, schedule, dataset, description
+
+    def __call__(self, n: int = 2000, steps: int = 20, solver: str = "heun", seed: int = 0,
+                 spacing: str = "logsnr", callback=None, **options) -> ToyOutput:
+        check_points(n)
+        out = sample_info(self.denoiser, (n, 2), schedule=self.schedule, steps=steps, solver=solver,
+                          spacing=spacing, seed=seed, callback=callback, **options)
+        return ToyOutput(out.x0, out.nfe, out.seconds)
+
+    def distance_to_data(self, points: torch.Tensor, seed: int = 12345) -> float:
+        """Sliced Wasserstein distance to a fresh set of true points of the same size."""
+        return sliced_wasserstein(points, sample_toy(self.dataset, len(points), seed))
+
+
+def check_points(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_POINTS:
+        raise ValueError(f"number of points must be an integer in [1, {MAX_POINTS}], got {n!r}")
+    return n
+
+
+def gmm() -> GaussianMixture:
+    """The 'gmm' data set's mixture, whose exact denoiser is known."""
+    return GaussianMixture(GMM_PARAMS["weights"], GMM_PARAMS["means"], GMM_PARAMS["covs"])
+
+
+def exact_pipeline(schedule: str = "vp-cosine") -> ToyPipeline:
+    """The Gaussian mixture with its exact denoiser E[x0 | x_t]: only solver error remains."""
+    return ToyPipeline(gmm().denoiser(schedule), schedule, "gmm", "exact denoiser of the Gaussian mixture")
+
+
+def toy_batch(config: ToyTrainConfig) -> Callable[[int, torch.Generator], torch.Tensor]:
+    """batch_fn(step, generator): fresh points every step, drawn from `generator`."""
+    if config.dataset not in TOY_DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(TOY_DATASETS)}, got {config.dataset!r}")
+
+    def batch(step: int, generator: torch.Generator) -> torch.Tensor:
+        return sample_toy(config.dataset, config.batch_size, int(torch.randint(2**62, (1,), generator=generator)))
+
+    return batch
+
+
+def toy_loss(config: ToyTrainConfig) -> Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]:
+    """loss_fn(net, x0): the diffusion loss of the configured schedule and objective."""
+    d = config.diffusion
+
+    def loss(net, x0):
+        return diffusion_loss(Denoiser(net, d.schedule, d.parameterisation, d.sigma_data), x0, d.t_sampling)
+
+    return loss
+
+
+def new_net(config: ToyTrainConfig) -> MLP:
+    torch.manual_seed(config.seed)
+    return MLP(config.net)
+
+
+def train_steps(config: ToyTrainConfig, report_every: int = 100) -> Iterator[tuple]:
+    """Train in-process with Adam + EMA; yields (step, mean recent loss, seconds, pipeline
+    or None); the last item carries the EMA pipeline. A cosine learning-rate decay gives a
+    good fit in few steps."""
+    net, batch, loss_fn = new_net(config), toy_batch(config), toy_loss(config)
+    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / config.steps)))
+    gen, start, window = torch.Generator().manual_seed(config.seed), time.perf_counter(), []
+    for step in range(1, config.steps + 1):
+        loss = loss_fn(net, batch(step, gen))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        ema.update_parameters(net)
+        window.append(float(loss))
+        if step % report_every == 0 or step == config.steps:
+            done = step == config.steps
+            pipe = pipeline_from_net(copy.deepcopy(ema.module).eval(), config) if done else None
+            yield step, sum(window) / len(window), time.perf_counter() - start, pipe
+            window = []
+
+
+def train_pipeline(config: ToyTrainConfig) -> ToyPipeline:
+    """Train to the end and return the EMA pipeline."""
+    for *_, pipe in train_steps(config):
+        pass
+    return pipe
+
+
+def pipeline_from_net(net: torch.nn.Module, config: ToyTrainConfig) -> ToyPipeline:
+    d = config.diffusion
+    denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
+    return ToyPipeline(denoiser, d.schedule, config.dataset,
+                       f"MLP, {d.parameterisation} objective, {d.schedule} schedule, {config.steps} steps")
+
+
+def load_pipeline(folder: Path, device: Optional[str] = None) -> ToyPipeline:
+    """Registry builder: a toy checkpoint folder -> pipeline."""
+    from zoo.hub import load_checkpoint
+
+    net, config = load_checkpoint(folder, device=device or "cpu")
+    d = DiffusionConfig(**config["diffusion"])
+    dataset = config.get("data", {}).get("dataset", "gmm")
+    denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
+    steps = config.get("training", {}).get("steps", "?")
+    return ToyPipeline(denoiser, d.schedule, dataset,
+                       f"bundled MLP, {d.parameterisation} objective, {d.schedule} schedule, {steps} steps")
+
+
+def config_sections(config: ToyTrainConfig) -> dict:
+    """The extra config.json sections a toy checkpoint carries."""
+    return {"data": {"dataset": config.dataset},
+            "training": {k: v for k, v in asdict(config).items() if k not in ("net", "diffusion")}}
