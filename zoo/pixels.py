@@ -1,0 +1,96 @@
+"""Unconditional pixel-space zoo module: a UNet denoiser on MNIST (28x28x1) or CIFAR-10
+(32x32x3), loaded from a checkpoint folder.
+
+    pipe = zoo.load("mnist")
+    out = pipe(n=16, steps=20, solver="dpmpp_2m", seed=0)
+    out.images (uint8, n x H x W x C), out.nfe, out.seconds
+"""
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image, PngImagePlugin
+
+from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
+
+MAX_BATCH = 64
+
+
+@dataclass
+class ImageOutput:
+    images: np.ndarray  # uint8 (n, H, W, C)
+    nfe: int
+    seconds: float
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    """Images in [-1, 1], (n, C, H, W) -> uint8 (n, H, W, C)."""
+    x = ((x.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8)
+    return x.permute(0, 2, 3, 1).numpy()
+
+
+def grid_image(images: np.ndarray, nrow: Optional[int] = None, pad: int = 2) -> Image.Image:
+    """uint8 (n, H, W, C) -> one PIL grid, nrow images per row."""
+    n, h, w, c = images.shape
+    nrow = nrow or int(np.ceil(np.sqrt(n)))
+    rows = int(np.ceil(n / nrow))
+    canvas = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, dtype=np.uint8)
+    for i, img in enumerate(images):
+        r, col = divmod(i, nrow)
+        canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = img
+    return Image.fromarray(canvas[..., 0] if c == 1 else canvas)
+
+
+def png_with_parameters(image: Image.Image, parameters: dict) -> bytes:
+    """PNG bytes with the generation parameters as a JSON text chunk ('parameters')."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("parameters", json.dumps(parameters, sort_keys=True))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG", pnginfo=info)
+    return buf.getvalue()
+
+
+def check_batch(n) -> int:
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_BATCH:
+        raise ValueError(f"batch size must be an integer in [1, {MAX_BATCH}], got {n!r}")
+    return n
+
+
+class PixelPipeline:
+    """A UNet denoiser for images of one shape, with its schedule."""
+
+    def __init__(self, denoiser, schedule: str, image_shape: tuple, description: str = "", card: dict = None):
+        self.denoiser, self.schedule, self.image_shape = denoiser, schedule, tuple(image_shape)
+        self.description, self.card = description, card or {}
+
+    @property
+    def device(self):
+        return next(self.denoiser.parameters()).device
+
+    def __call__(self, n: int = 16, steps: int = 20, solver: str = "dpmpp_2m", seed: int = 0,
+                 spacing: str = "logsnr", callback=None, **options) -> ImageOutput:
+        check_batch(n)
+        out = sample_info(self.denoiser, (n, *self.image_shape), schedule=self.schedule, steps=steps,
+                          solver=solver, spacing=spacing, seed=seed, callback=callback, device=self.device,
+                          **options)
+        return ImageOutput(to_uint8(out.x0), out.nfe, out.seconds)
+
+
+def load_pipeline(folder: Path, device: Optional[str] = None) -> PixelPipeline:
+    """Registry builder: checkpoint folder -> pipeline on the GPU when there is one."""
+    from zoo.gpu import device as pick_device
+    from zoo.hub import load_checkpoint
+
+    net, config = load_checkpoint(folder, device=device or pick_device())
+    d = DiffusionConfig(**config["diffusion"])
+    shape = (net.config.in_channels, net.config.image_size, net.config.image_size)
+    evaluation = config.get("eval", {})
+    denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
+    steps = config.get("training", {}).get("steps", "?")
+    return PixelPipeline(denoiser, d.schedule, shape,
+                         f"UNet, {d.parameterisation} objective, {d.schedule} schedule, {steps} training steps",
+                         evaluation)
