@@ -6,7 +6,8 @@
 * accelerate: device placement, mixed precision (bf16/fp16 on GPU), gradient
   accumulation, and multi-GPU / multi-node or `accelerate launch --cpu --num_processes 2`
   with no code change. `--batch-size` is per process and per micro-batch.
-* EMA of the weights with torch.optim.swa_utils.AveragedModel + get_ema_multi_avg_fn;
+* EMA of the weights (torch.optim.swa_utils.AveragedModel, zoo.optim.ema_multi_avg_fn
+  with warm-up);
   the released weights are the EMA.
 * Exact resume. All randomness of a step is derived from (seed, step, micro-batch, rank):
   `batch_fn(step, generator)` draws from the generator it is given, and the global torch
@@ -39,10 +40,11 @@ import torch
 from accelerate import Accelerator
 from accelerate.utils import is_tensorboard_available
 from safetensors.torch import load_file, save_file
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
 from zoo import hub
+from zoo.optim import LR_DECAYS, ema_multi_avg_fn, learning_rate
 
 
 @dataclass
@@ -55,6 +57,7 @@ class LoopConfig:
     batch_size: int = 128
     lr: float = 2e-4
     warmup: int = 0  # linear LR warm-up steps (stateless, so resume stays exact)
+    lr_decay: str = "none"  # none | cosine (zoo.optim.learning_rate)
     grad_clip: float = 1.0
     ema_decay: float = 0.999
     ckpt_every: int = 500
@@ -80,6 +83,7 @@ def add_loop_args(parser: argparse.ArgumentParser, **defaults) -> argparse.Argum
     group.add_argument("--batch-size", type=int, default=base.batch_size, help="per process, per micro-batch")
     group.add_argument("--lr", type=float, default=base.lr)
     group.add_argument("--warmup", type=int, default=base.warmup)
+    group.add_argument("--lr-decay", choices=LR_DECAYS, default=base.lr_decay)
     group.add_argument("--grad-clip", type=float, default=base.grad_clip)
     group.add_argument("--ema-decay", type=float, default=base.ema_decay)
     group.add_argument("--ckpt-every", type=int, default=base.ckpt_every)
@@ -151,7 +155,12 @@ def image_grid(images: torch.Tensor, nrow: int | None = None):
 
 
 def command_line() -> str:
-    """The exact command that started this process, for the model card."""
+    """The command that started this process, for the model card; a trainer script of this
+    repository is named as its module (`python -m trainers.toy2d ...`), runnable from the root."""
+    script, root = Path(sys.argv[0]).resolve(), Path(__file__).resolve().parents[1]
+    if script.suffix == ".py" and script.is_relative_to(root):
+        module = ".".join(script.relative_to(root).with_suffix("").parts)
+        return shlex.join(["python", "-m", module, *sys.argv[1:]])
     return shlex.join(["python", *sys.argv])
 
 
@@ -221,7 +230,7 @@ class _Loop:
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                                log_with=tracker, project_dir=cfg.out, cpu=not _has_accelerator())
         # EMA is built from the plain module before DDP wraps it; it lives outside DDP.
-        self.ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
+        self.ema = AveragedModel(net, multi_avg_fn=ema_multi_avg_fn(cfg.ema_decay), use_buffers=True)
         self.ema.to(self.acc.device)
         optimizer = (optimizer_fn or (lambda p: torch.optim.AdamW(p, lr=cfg.lr, weight_decay=0.0)))(net.parameters())
         self.model, self.optimizer = self.acc.prepare(net, optimizer)
@@ -232,8 +241,9 @@ class _Loop:
 
     def train_step(self) -> float:
         cfg, acc = self.cfg, self.acc
-        for group in self.optimizer.param_groups:  # stateless warm-up: a function of step only
-            group["lr"] = cfg.lr * min(1.0, (self.step + 1) / cfg.warmup) if cfg.warmup else cfg.lr
+        lr = learning_rate(cfg.lr, self.step, cfg.steps, cfg.warmup, cfg.lr_decay)
+        for group in self.optimizer.param_groups:  # stateless: a function of step only
+            group["lr"] = lr
         losses = []
         for micro in range(cfg.grad_accum):
             seed = step_seed(cfg.seed, self.step, micro, acc.process_index)

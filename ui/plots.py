@@ -1,20 +1,27 @@
 """Matplotlib figures for the tabs. Rendering only: the numbers come from zoo/."""
-import matplotlib
+import io
 
-matplotlib.use("Agg")  # no display on servers; set before pyplot is imported
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from PIL import Image
 
-from zoo.diffusion import SCHEDULES, make_grid  # noqa: E402
+from zoo.diffusion import SCHEDULES, make_grid
 
 COLORS = {"vp-linear": "tab:blue", "vp-cosine": "tab:orange", "ve": "tab:green", "flow": "tab:red"}
+
+
+def subplots(nrows: int = 1, ncols: int = 1, figsize=(5, 4), **kw):
+    """A figure outside pyplot's registry: a server draws thousands of them, and pyplot
+    would keep every one alive until closed."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kw)
 
 
 def schedule_figure(selected: str, steps: int, spacing: str):
     """alpha(t), sigma(t) and log-SNR lambda(t) of every schedule; the chosen schedule's
     sampling grid (steps, spacing) is marked with dots on its curves."""
-    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    fig, axes = subplots(1, 3, figsize=(13, 3.6))
     t = torch.linspace(0, 1, 400, dtype=torch.float64)
     grid = make_grid(selected, steps, spacing)
     for name, sch in SCHEDULES.items():
@@ -46,7 +53,7 @@ def density_background(ax, density, lim: float):
 
 
 def samples_figure(points: torch.Tensor, density, lim: float, title: str):
-    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    fig, ax = subplots(figsize=(4.6, 4.6))
     density_background(ax, density, lim)
     p = points.detach().cpu().numpy()
     ax.scatter(p[:, 0], p[:, 1], s=3, c="tab:orange", alpha=0.6, linewidths=0)
@@ -59,7 +66,7 @@ def samples_figure(points: torch.Tensor, density, lim: float, title: str):
 def trajectories_figure(path: torch.Tensor, times, show_step: int, lim: float, density):
     """Reverse-time paths (steps+1, n, 2) of a few points; the state at `show_step` is
     highlighted, so a slider can step through t."""
-    fig, ax = plt.subplots(figsize=(4.6, 4.6))
+    fig, ax = subplots(figsize=(4.6, 4.6))
     density_background(ax, density, lim)
     p = path.detach().cpu().numpy()
     for i in range(min(p.shape[1], 150)):
@@ -77,7 +84,7 @@ def trajectories_figure(path: torch.Tensor, times, show_step: int, lim: float, d
 
 def forward_figure(snapshots, lim: float):
     """Forward noising: [(t, points)] side by side."""
-    fig, axes = plt.subplots(1, len(snapshots), figsize=(3 * len(snapshots), 3.1))
+    fig, axes = subplots(1, len(snapshots), figsize=(3 * len(snapshots), 3.1))
     for ax, (t, pts) in zip(axes, snapshots):
         p = pts.detach().cpu().numpy()
         ax.scatter(p[:, 0], p[:, 1], s=2, alpha=0.5, c="tab:blue", linewidths=0)
@@ -92,7 +99,7 @@ def forward_figure(snapshots, lim: float):
 
 def field_figure(fields, lim: float, title: str):
     """Quiver plots of vector fields: [(label, xy (n, 2), vectors (n, 2))] side by side."""
-    fig, axes = plt.subplots(1, len(fields), figsize=(4.4 * len(fields), 4.4), squeeze=False)
+    fig, axes = subplots(1, len(fields), figsize=(4.4 * len(fields), 4.4), squeeze=False)
     for ax, (label, xy, vec) in zip(axes[0], fields):
         v = vec.detach().cpu().numpy()
         norm = np.linalg.norm(v, axis=1, keepdims=True)
@@ -106,7 +113,7 @@ def field_figure(fields, lim: float, title: str):
 
 
 def curve_figure(xs, ys, title: str, xlabel: str, ylabel: str, logy: bool = False):
-    fig, ax = plt.subplots(figsize=(5, 3.2))
+    fig, ax = subplots(figsize=(5, 3.2))
     ax.plot(xs, ys, color="tab:blue")
     if logy:
         ax.set_yscale("log")
@@ -118,7 +125,7 @@ def curve_figure(xs, ys, title: str, xlabel: str, ylabel: str, logy: bool = Fals
 
 def compare_figure(results: dict, floor: float):
     """Distance to data vs NFE: {solver: [(nfe, distance)]}."""
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     for solver, pts in results.items():
         ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=solver)
     ax.axhline(floor, color="k", ls="--", label="sampling-noise floor")
@@ -128,3 +135,11 @@ def compare_figure(results: dict, floor: float):
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
     return fig
+
+
+def figure_image(fig, dpi: int = 100):
+    """A matplotlib figure as a PIL image (for model cards and sample files)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    buf.seek(0)
+    return Image.open(buf).convert("RGB")

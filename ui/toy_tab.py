@@ -128,7 +128,7 @@ def build_toy_tab():
             objective = gr.Dropdown(list(PARAMETERISATIONS), value="eps", label="objective (what the net predicts)",
                                     elem_id="toy-objective")
             schedule = gr.Dropdown(sorted(SCHEDULES), value="vp-cosine", label="noise schedule", elem_id="toy-schedule")
-            train_steps_box = gr.Slider(100, MAX_TRAIN_STEPS, value=3000, step=100, label="training steps",
+            train_steps_box = gr.Slider(100, MAX_TRAIN_STEPS, value=ToyTrainConfig().steps, step=100, label="training steps",
                                         elem_id="toy-train-steps")
             train_btn = gr.Button("Train", variant="primary", elem_id="toy-train")
             train_status = gr.Markdown("", elem_id="toy-train-status")

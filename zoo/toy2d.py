@@ -9,34 +9,37 @@
 CLI trainer and the in-browser one train the same thing.
 """
 import copy
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import torch
-from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+from torch.optim.swa_utils import AveragedModel
 
 from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
 from zoo.diffusion import Denoiser, DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.nets.mlp import MLP
+from zoo.optim import ema_multi_avg_fn, learning_rate
 
 MAX_POINTS = 20_000
 
 
 @dataclass
 class ToyTrainConfig:
-    """A toy training run. Defaults reach a good fit in about 10 s on 2 CPU cores."""
+    """A toy training run. The defaults reach a good fit in about 11 s on 2 CPU cores
+    (two moons: sliced Wasserstein 0.025 to the data, against 0.016 between two true sets)."""
 
     dataset: str = "moons"
     diffusion: DiffusionConfig = field(default_factory=lambda: DiffusionConfig(schedule="vp-cosine",
                                                                                parameterisation="eps"))
-    net: MLP.Config = field(default_factory=MLP.Config)
-    steps: int = 3000
+    net: MLP.Config = field(default_factory=lambda: MLP.Config(hidden=96, depth=2))
+    steps: int = 2000
     batch_size: int = 512
-    lr: float = 3e-3
+    lr: float = 1e-2
+    lr_decay: str = "cosine"  # a decayed lr reaches a good fit in few steps
+    grad_clip: float = 1.0
     ema_decay: float = 0.995
     seed: int = 0
 
@@ -74,7 +77,7 @@ def check_points(n) -> int:
 
 def gmm() -> GaussianMixture:
     """The 'gmm' data set's mixture, whose exact denoiser is known."""
-    return GaussianMixture(GMM_PARAMS["weights"], GMM_PARAMS["means"], GMM_PARAMS["covs"])
+    return GaussianMixture(**GMM_PARAMS)
 
 
 def exact_pipeline(schedule: str = "vp-cosine") -> ToyPipeline:
@@ -109,26 +112,26 @@ def new_net(config: ToyTrainConfig) -> MLP:
 
 
 def train_steps(config: ToyTrainConfig, report_every: int = 100) -> Iterator[tuple]:
-    """Train in-process with Adam + EMA; yields (step, mean recent loss, seconds, pipeline
-    or None); the last item carries the EMA pipeline. A cosine learning-rate decay gives a
-    good fit in few steps."""
+    """Train in-process (Adam, the shared lr schedule, gradient clipping, EMA); yields
+    (step, mean loss since the last report, seconds, pipeline or None); the last item
+    carries the EMA pipeline."""
     net, batch, loss_fn = new_net(config), toy_batch(config), toy_loss(config)
-    ema = AveragedModel(net, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay))
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / config.steps)))
+    ema = AveragedModel(net, multi_avg_fn=ema_multi_avg_fn(config.ema_decay))
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, fused=True)  # fused: fewer kernel launches
     gen, start, window = torch.Generator().manual_seed(config.seed), time.perf_counter(), []
-    for step in range(1, config.steps + 1):
+    for step in range(config.steps):
+        opt.param_groups[0]["lr"] = learning_rate(config.lr, step, config.steps, decay=config.lr_decay)
         loss = loss_fn(net, batch(step, gen))
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)
         opt.step()
-        sched.step()
         ema.update_parameters(net)
-        window.append(float(loss))
-        if step % report_every == 0 or step == config.steps:
-            done = step == config.steps
+        window.append(loss.item())
+        if (step + 1) % report_every == 0 or step + 1 == config.steps:
+            done = step + 1 == config.steps
             pipe = pipeline_from_net(copy.deepcopy(ema.module).eval(), config) if done else None
-            yield step, sum(window) / len(window), time.perf_counter() - start, pipe
+            yield step + 1, sum(window) / len(window), time.perf_counter() - start, pipe
             window = []
 
 

@@ -1,0 +1,61 @@
+"""A time-conditioned MLP for low-dimensional data (the toy 2D tab).
+
+Time enters through sinusoidal features of t (the Transformer / DDPM embedding, Vaswani
+et al. 2017; Ho et al. 2020, applied to 1000 t so one unit of the embedding is one DDPM
+step), projected and added to every residual block, so each layer knows the noise level.
+The output layer starts at zero: the initial prediction is 0, a safe start for every
+parameterisation.
+"""
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+
+def sinusoidal_features(t: torch.Tensor, n: int, scale: float = 1000.0) -> torch.Tensor:
+    """(batch,) times -> (batch, n) features [sin(scale t f_k), cos(scale t f_k)], with
+    frequencies f_k geometric from 1 down to 1/10000."""
+    half = n // 2
+    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=t.dtype) / max(half - 1, 1))
+    angles = scale * t[:, None] * freqs
+    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, hidden: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(hidden)
+        self.fc1, self.fc2 = nn.Linear(hidden, hidden), nn.Linear(hidden, hidden)
+
+    def forward(self, h: torch.Tensor, temb: torch.Tensor) -> torch.Tensor:
+        return h + self.fc2(nn.functional.silu(self.fc1(nn.functional.silu(self.norm(h) + temb))))
+
+
+class MLP(nn.Module):
+    @dataclass
+    class Config:
+        dim: int = 2  # data dimension
+        hidden: int = 128
+        depth: int = 3  # residual blocks
+        time_features: int = 32
+
+    def __init__(self, config: "MLP.Config"):
+        super().__init__()
+        self.config = config
+        c = config
+        self.time = nn.Sequential(nn.Linear(c.time_features, c.hidden), nn.SiLU(), nn.Linear(c.hidden, c.hidden))
+        self.inp = nn.Linear(c.dim, c.hidden)
+        self.blocks = nn.ModuleList(ResidualBlock(c.hidden) for _ in range(c.depth))
+        self.out = nn.Linear(c.hidden, c.dim)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, **cond) -> torch.Tensor:
+        if cond:
+            raise TypeError(f"MLP is unconditional; got conditioning {sorted(cond)}")
+        temb = self.time(sinusoidal_features(t.to(x.dtype), self.config.time_features))
+        h = self.inp(x)
+        for block in self.blocks:
+            h = block(h, temb)
+        return self.out(nn.functional.silu(h))

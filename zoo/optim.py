@@ -1,0 +1,37 @@
+"""Learning-rate schedule shared by the in-process toy trainer and trainers/common.py.
+
+A pure function of the step (no scheduler state), so a resumed run continues exactly."""
+import math
+
+import torch
+
+LR_DECAYS = ("none", "cosine")
+
+
+def learning_rate(base: float, step: int, total: int, warmup: int = 0, decay: str = "none") -> float:
+    """lr at optimizer step `step` (0-based): linear warm-up over `warmup` steps, then
+    constant or cosine decay to 0 at `total` (SGDR, Loshchilov & Hutter 2017)."""
+    if decay not in LR_DECAYS:
+        raise ValueError(f"lr decay must be one of {LR_DECAYS}, got {decay!r}")
+    scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
+    if decay == "cosine":
+        scale *= 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))
+    return base * scale
+
+
+def ema_decay_at(decay: float, updates: int) -> float:
+    """EMA decay with warm-up, min(decay, (1 + n) / (10 + n)) after n updates (as in
+    TensorFlow's ExponentialMovingAverage with num_updates): a short run's EMA is not
+    dominated by its first, untrained weights."""
+    return min(decay, (1 + updates) / (10 + updates))
+
+
+def ema_multi_avg_fn(decay: float):
+    """multi_avg_fn for torch.optim.swa_utils.AveragedModel: in-place EMA with warm-up."""
+    @torch.no_grad()
+    def update(ema_params, current_params, num_averaged):
+        if not torch.is_floating_point(ema_params[0]):  # integer buffers: keep the latest
+            torch._foreach_copy_(ema_params, current_params)
+            return
+        torch._foreach_lerp_(ema_params, current_params, 1.0 - ema_decay_at(decay, int(num_averaged)))
+    return update
