@@ -26,7 +26,7 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Model zoo", id="zoo"):
             build_zoo_tab()
         # first views drawn when a visitor opens the page
-        for fn, inputs, output in (toy["forward"], toy["schedule"], schedules):
+        for fn, inputs, output in (toy["forward"], toy["schedule"], toy["field"], schedules):
             demo.load(fn, inputs, output, api_name=False)
     return demo
 

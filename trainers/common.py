@@ -154,9 +154,12 @@ def image_grid(images: torch.Tensor, nrow: int | None = None):
     return to_pil_image((grid + 1) / 2)
 
 
-def command_line() -> str:
-    """The command that started this process, for the model card; a trainer script of this
-    repository is named as its module (`python -m trainers.toy2d ...`), runnable from the root."""
+def command_line(module: str | None = None, argv: list[str] | None = None) -> str:
+    """The training command for the model card: `python -m module *argv` when a trainer's
+    main(argv) was called in-process, else the command that started this process, with a
+    trainer script of this repository named as its module (runnable from the root)."""
+    if module is not None and argv is not None:
+        return shlex.join(["python", "-m", module, *argv])
     script, root = Path(sys.argv[0]).resolve(), Path(__file__).resolve().parents[1]
     if script.suffix == ".py" and script.is_relative_to(root):
         module = ".".join(script.relative_to(root).with_suffix("").parts)

@@ -4,6 +4,7 @@ import io
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 from PIL import Image
 
 from zoo.diffusion import SCHEDULES, make_grid
@@ -129,6 +130,9 @@ def compare_figure(results: dict, floor: float):
     for solver, pts in results.items():
         ax.loglog([p[0] for p in pts], [p[1] for p in pts], marker="o", label=solver)
     ax.axhline(floor, color="k", ls="--", label="sampling-noise floor")
+    nfes = sorted({p[0] for pts in results.values() for p in pts})
+    ax.set_xticks(nfes, [str(k) for k in nfes])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     ax.set(xlabel="NFE (denoiser evaluations)", ylabel="sliced Wasserstein to data",
            title="Compare solvers on this model")
     ax.legend(fontsize=8, ncol=2)

@@ -70,7 +70,7 @@ def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, 
                f"sliced Wasserstein to data **{swd:.4f}** (two true sets of {n}: {floor:.4f}) · "
                f"bits/dim: PF-ODE **{ll['ode_bpd']:.3f}**, variational bound **{ll['vlb_bpd']:.3f}**")
     density = _density(dataset)
-    samples = plots.samples_figure(out.points, density, LIM, f"{solver}, {steps} steps, {spacing}")
+    samples = plots.samples_figure(out.points, density, LIM, f"Samples over the data density\n{solver}, {steps} steps, {spacing}")
     traj = plots.trajectories_figure(path[:, :150], times, len(times) - 1, LIM, density)
     slider = gr.Slider(minimum=0, maximum=len(times) - 1, value=len(times) - 1, step=1)
     return samples, traj, numbers, plots.schedule_figure(pipe.schedule, steps, spacing), (path[:, :150], times, dataset), slider
@@ -144,24 +144,25 @@ def build_toy_tab():
         with gr.Column(scale=3):
             numbers = gr.Markdown("", elem_id="toy-numbers")
             with gr.Row():
-                samples_plot = gr.Plot(label="samples over the data density", elem_id="toy-samples")
-                traj_plot = gr.Plot(label="reverse trajectories", elem_id="toy-trajectories")
+                samples_plot = gr.Plot(label="samples over the data density", show_label=False, elem_id="toy-samples")
+                traj_plot = gr.Plot(label="reverse trajectories", show_label=False, elem_id="toy-trajectories")
             step_slider = gr.Slider(0, 20, value=20, step=1, label="step through the reverse process",
                                     elem_id="toy-step")
-            loss_plot = gr.Plot(label="training loss", elem_id="toy-loss")
-            forward_plot = gr.Plot(label="forward process", elem_id="toy-forward")
+            loss_plot = gr.Plot(label="training loss", show_label=False, elem_id="toy-loss")
+            forward_plot = gr.Plot(label="forward process", show_label=False, elem_id="toy-forward")
             with gr.Row():
                 field_t = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="field at t", elem_id="toy-field-t")
                 field_kind = gr.Radio(list(views.FIELD_KINDS), value="score", label="field", elem_id="toy-field-kind")
-            field_plot = gr.Plot(label="learned field", elem_id="toy-field")
-            schedule_plot = gr.Plot(label="noise schedule", elem_id="toy-schedule-plot")
-            compare_plot = gr.Plot(label="compare solvers", elem_id="toy-compare-plot")
+            field_plot = gr.Plot(label="learned field", show_label=False, elem_id="toy-field")
+            schedule_plot = gr.Plot(label="noise schedule", show_label=False, elem_id="toy-schedule-plot")
+            compare_plot = gr.Plot(label="compare solvers", show_label=False, elem_id="toy-compare-plot")
 
     model = [source, dataset, schedule, trained]
     train_btn.click(on_train, [dataset, objective, schedule, train_steps_box], [loss_plot, train_status, trained],
                     api_name="toy_train")
     sample_btn.click(on_sample, model + [solver, steps, spacing, seed, n, eta],
-                     [samples_plot, traj_plot, numbers, schedule_plot, trajectory, step_slider], api_name="toy_sample")
+                     [samples_plot, traj_plot, numbers, schedule_plot, trajectory, step_slider], api_name="toy_sample"
+                     ).success(on_field, model + [field_t, field_kind], field_plot, api_name=False)
     step_slider.release(on_step, [trajectory, step_slider], traj_plot, api_name="toy_step")
     for trigger in (dataset.change, schedule.change):
         trigger(on_forward, [dataset, schedule], forward_plot, api_name=False)
@@ -169,4 +170,5 @@ def build_toy_tab():
     gr.on([steps.release, spacing.change], on_schedule, [schedule, steps, spacing], schedule_plot, api_name="toy_schedule")
     compare_btn.click(on_compare, model + [seed], compare_plot, api_name="toy_compare")
     return {"forward": (on_forward, [dataset, schedule], forward_plot),
-            "schedule": (on_schedule, [schedule, steps, spacing], schedule_plot)}
+            "schedule": (on_schedule, [schedule, steps, spacing], schedule_plot),
+            "field": (on_field, model + [field_t, field_kind], field_plot)}

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo import hub
+from zoo.data.toy2d import TOY_DATASETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TASKS = ("toy2d", "unconditional", "class-conditional", "text-to-image")
@@ -51,7 +52,6 @@ class ZooEntry:
         return REPO_ROOT / self.bundled_path if self.bundled_path else None
 
 
-TOY_DATASETS = ("moons", "swissroll", "8gaussians", "checkerboard", "pinwheel", "circles", "gmm")
 
 
 def _toy_entry(dataset: str) -> ZooEntry:

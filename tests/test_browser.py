@@ -1,0 +1,88 @@
+"""A real browser on the toy tab: Playwright drives Debian's Chromium (installed by
+scripts/install_chromium.sh) against the app launched in-process. It trains, samples,
+checks that the plots are drawn and saves screenshots to tests/artifacts/."""
+from pathlib import Path
+
+import pytest
+
+from servers.olah_mirror import free_port
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).parent / "artifacts"
+# Chromium on this network: no background connections, no sandbox as root, no GPU.
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
+
+
+@pytest.fixture(scope="module")
+def app_url():
+    from app import build_app
+
+    demo = build_app()
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def page(app_url):
+    from playwright.sync_api import sync_playwright
+
+    assert CHROMIUM.exists(), "Chromium missing: run `bash scripts/install_chromium.sh` (make test does)"
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        page = browser.new_page(viewport={"width": 1500, "height": 1300})
+        page.goto(app_url)
+        yield page
+        browser.close()
+
+
+def plot_drawn(page, elem_id: str) -> bool:
+    return page.locator(f"#{elem_id} img").count() > 0
+
+
+def wait_idle(page, timeout=60_000):
+    """Until no component shows Gradio's pending status (chained events included)."""
+    page.wait_for_timeout(500)  # let a chained event (.success) start
+    page.wait_for_function("[...document.querySelectorAll('.wrap.default')].every(w => w.classList.contains('hide'))",
+                           timeout=timeout)
+
+
+def set_slider(page, elem_id: str, value: int):
+    box = page.locator(f"#{elem_id} input[type=number]")
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def test_train_and_sample_in_the_browser(page):
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.wait_for_selector("#toy-forward img", timeout=60_000)  # drawn on page load
+    set_slider(page, "toy-train-steps", 400)
+    page.click("#toy-train")
+    page.wait_for_function("document.querySelector('#toy-train-status').innerText.includes('done')", timeout=120_000)
+    assert plot_drawn(page, "toy-loss")
+    page.locator("#toy-source label", has_text="trained here").click()
+    page.click("#toy-sample")
+    page.wait_for_function("document.querySelector('#toy-numbers').innerText.includes('NFE')", timeout=120_000)
+    wait_idle(page)
+    for elem_id in ("toy-samples", "toy-trajectories", "toy-forward", "toy-schedule-plot", "toy-field"):
+        assert plot_drawn(page, elem_id), elem_id
+    numbers = page.locator("#toy-numbers").inner_text()
+    assert "sliced Wasserstein" in numbers and "bits/dim" in numbers
+    page.click("#toy-compare")
+    wait_idle(page, timeout=120_000)
+    assert plot_drawn(page, "toy-compare-plot")
+    page.screenshot(path=str(ARTIFACTS / "toy_tab.png"), full_page=True)
+
+
+def test_bad_value_shows_a_message_and_the_page_keeps_working(page):
+    page.locator("#toy-source label", has_text="exact").click()  # dataset is moons: not allowed
+    page.click("#toy-sample")
+    toast = page.get_by_text("exact denoiser exists only for the Gaussian mixture")
+    toast.first.wait_for(timeout=30_000)
+    page.screenshot(path=str(ARTIFACTS / "toy_tab_error.png"))
+    page.locator("#toy-source label", has_text="bundled").click()
+    page.click("#toy-sample")
+    page.wait_for_function("document.querySelector('#toy-numbers').innerText.includes('bundled')", timeout=60_000)
