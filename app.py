@@ -8,6 +8,7 @@ import os
 
 import gradio as gr
 
+from ui.pixels_tab import build_pixels_tab
 from ui.schedules_tab import build_schedules_tab
 from ui.toy_tab import build_toy_tab
 from ui.zoo_tab import build_zoo_tab
@@ -21,12 +22,14 @@ def build_app() -> gr.Blocks:
                     "(DDPM, DDIM, Euler, Heun, DPM-Solver++ 2M, Euler-Maruyama, predictor-corrector) and step counts.")
         with gr.Tab("Toy 2D", id="toy"):
             toy = build_toy_tab()
+        with gr.Tab("Unconditional", id="pixels"):
+            pixels = build_pixels_tab()
         with gr.Tab("Noise schedules", id="schedules"):
             schedules = build_schedules_tab()
         with gr.Tab("Model zoo", id="zoo"):
             build_zoo_tab()
         # first views drawn when a visitor opens the page
-        for fn, inputs, output in (toy["forward"], toy["schedule"], toy["field"], schedules):
+        for fn, inputs, output in (toy["forward"], toy["schedule"], toy["field"], pixels["info"], schedules):
             demo.load(fn, inputs, output, api_name=False)
     return demo
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from zoo.nets import build_net
-from zoo.nets.mlp import MLP, sinusoidal_features
+from zoo.nets.embedding import sinusoidal_features
+from zoo.nets.mlp import MLP
 
 
 def test_zero_initial_output_and_shapes():

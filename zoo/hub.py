@@ -158,6 +158,14 @@ def recover_dir(target: Path) -> None:
         os.replace(old, target)
 
 
+def atomic_write_text(path, text: str) -> None:
+    """Write a file via a temp sibling + os.replace: readers see the old or the new text."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def temp_sibling(target: Path) -> Path:
     """A fresh, empty temp folder next to `target` (same file system, so rename is atomic)."""
     target = Path(target)

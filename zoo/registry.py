@@ -77,7 +77,7 @@ ENTRIES: list[ZooEntry] = [
         repo_id="diffusion-zoo/mnist-ddpm",
         bundled_path="weights/mnist",
         pipeline="zoo.pixels:load_pipeline",
-        train_command="python -m trainers.pixels --dataset mnist --release weights/mnist",
+        train_command="python -m trainers.pixels --dataset mnist-offline --fp16-weights --release weights/mnist",
     ),
     ZooEntry(
         name="cifar10",
@@ -86,7 +86,8 @@ ENTRIES: list[ZooEntry] = [
         repo_id="diffusion-zoo/cifar10-ddpm",
         bundled_path=None,
         pipeline="zoo.pixels:load_pipeline",
-        train_command="python -m trainers.pixels --dataset cifar10 --push-to-hub diffusion-zoo/cifar10-ddpm",
+        train_command=("python -m trainers.pixels --dataset cifar10 --preset cifar10-ddpm-35.7M --batch-size 128 "
+                       "--lr 2e-4 --steps 800000 --push-to-hub diffusion-zoo/cifar10-ddpm"),
     ),
 ]
 

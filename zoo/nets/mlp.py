@@ -6,20 +6,12 @@ step), projected and added to every residual block, so each layer knows the nois
 The output layer starts at zero: the initial prediction is 0, a safe start for every
 parameterisation.
 """
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-
-def sinusoidal_features(t: torch.Tensor, n: int, scale: float = 1000.0) -> torch.Tensor:
-    """(batch,) times -> (batch, n) features [sin(scale t f_k), cos(scale t f_k)], with
-    frequencies f_k geometric from 1 down to 1/10000."""
-    half = n // 2
-    freqs = torch.exp(-math.log(10_000.0) * torch.arange(half, device=t.device, dtype=t.dtype) / max(half - 1, 1))
-    angles = scale * t[:, None] * freqs
-    return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+from zoo.nets.embedding import sinusoidal_features
 
 
 class ResidualBlock(nn.Module):

@@ -1,0 +1,130 @@
+"""Pixel-space models: UNet presets, image data through `datasets`, the pixels trainer on
+parquet data, the streaming helper, and the pipeline's bad-input errors."""
+import re
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ui.streaming import Cancelled, stream_sampling
+from zoo.data.images import load_images
+from zoo.nets.unet import PRESETS, UNet, parameter_count, preset
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_preset_names_tell_their_real_size(name):
+    stated = float(re.search(r"([\d.]+)M$", name).group(1))
+    assert round(parameter_count(PRESETS[name]) / 1e6, 1) == stated
+
+
+def test_ho_et_al_cifar10_configuration():
+    c = PRESETS["cifar10-ddpm-35.7M"]
+    assert (c.base_channels, c.channel_mults, c.num_res_blocks, c.attn_resolutions, c.dropout) == \
+        (128, (1, 2, 2, 2), 2, (16,), 0.1)
+
+
+@pytest.mark.parametrize("size, channels", [(28, 1), (32, 3)])
+def test_unet_shapes_zero_start_and_conditioning(size, channels):
+    config = UNet.Config(in_channels=channels, image_size=size, base_channels=8, channel_mults=(1, 2, 2),
+                         num_res_blocks=1, attn_resolutions=(size // 4,), num_classes=10)
+    net = UNet(config)
+    x, t = torch.randn(3, channels, size, size), torch.rand(3)
+    assert net(x, t).shape == x.shape and torch.count_nonzero(net(x, t)) == 0  # zero-initialised head
+    with torch.no_grad():  # leave the identity start (zero-initialised residual branches)
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    labelled, null = net(x, t, y=torch.tensor([1, 2, 3])), net(x, t)
+    assert not torch.allclose(labelled, null)  # labels change the output; None is the null class
+    with pytest.raises(TypeError, match="unconditional"):
+        UNet(preset("mnist-1.1M", base_channels=8))(torch.randn(1, 1, 28, 28), torch.rand(1), y=torch.tensor([0]))
+
+
+def test_offline_mnist_has_5000_labelled_digits():
+    train, test = load_images("mnist-offline", "train"), load_images("mnist-offline", "test")
+    assert len(train) + len(test) == 5000 and train.shape == test.shape == (1, 28, 28)
+    assert train.images.dtype == torch.uint8 and train.images.float().mean() > 20  # real strokes, not blank
+    assert torch.bincount(train.labels).tolist() == [450] * 10 and torch.bincount(test.labels).tolist() == [50] * 10
+    x = train.batch(16, torch.Generator().manual_seed(0))
+    assert x.shape == (16, 1, 28, 28) and x.min() == -1 and x.max() == 1
+
+
+def write_cifar_parquet(path, n=12):
+    import datasets
+
+    rng = np.random.default_rng(0)
+    images = [Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)) for _ in range(n)]
+    features = datasets.Features({"img": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    ds = datasets.Dataset.from_dict({"img": images, "label": [i % 10 for i in range(n)]}, features=features)
+    ds.to_parquet(str(path))
+    return images
+
+
+def test_parquet_and_imagefolder_load_through_datasets(tmp_path):
+    images = write_cifar_parquet(tmp_path / "train.parquet")
+    data = load_images(str(tmp_path / "train.parquet"), flip=True)
+    assert data.shape == (3, 32, 32) and len(data) == 12 and data.flip
+    assert torch.equal(data.images[0], torch.from_numpy(np.asarray(images[0])).permute(2, 0, 1))
+    for k in range(2):
+        (tmp_path / "folder" / f"class{k}").mkdir(parents=True)
+        images[k].save(tmp_path / "folder" / f"class{k}" / "a.png")
+    folder = load_images(str(tmp_path / "folder"))
+    assert folder.shape == (3, 32, 32) and sorted(folder.labels.tolist()) == [0, 1]
+    with pytest.raises(ValueError, match="mnist-offline"):
+        load_images(str(tmp_path / "nowhere"))
+
+
+def test_pixels_trainer_on_cifar_shaped_parquet(tmp_path):
+    from trainers.pixels import main
+    from zoo.pixels import load_pipeline
+
+    write_cifar_parquet(tmp_path / "train.parquet")
+    release = tmp_path / "release"
+    result = main(["--dataset", str(tmp_path / "train.parquet"), "--preset", "cifar10-6.5M", "--base-channels", "16",
+                   "--num-res-blocks", "1", "--attn-resolutions", "8", "--steps", "3", "--batch-size", "4",
+                   "--warmup", "1", "--out", str(tmp_path / "run"), "--release", str(release)])
+    assert result.step == 3 and np.isfinite(result.final_loss)
+    card = (release / "README.md").read_text()
+    assert "unconditional-image-generation" in card and "python -m trainers.pixels" in card
+    pipe = load_pipeline(release, device="cpu")
+    out = pipe(n=2, steps=2, solver="ddim", seed=0)
+    assert out.images.shape == (2, 32, 32, 3) and out.images.dtype == np.uint8 and out.nfe == 2
+    with pytest.raises(ValueError, match="batch size"):
+        pipe(n=65)
+
+
+def test_preset_must_match_the_data(tmp_path):
+    from trainers.pixels import main
+
+    write_cifar_parquet(tmp_path / "train.parquet")
+    with pytest.raises(ValueError, match="1x28x28 images, the data are 3x32x32"):
+        main(["--dataset", str(tmp_path / "train.parquet"), "--steps", "1", "--out", str(tmp_path / "run")])
+
+
+def test_stream_sampling_previews_and_cancels():
+    calls = []
+
+    def run(callback):
+        for i in range(200):
+            calls.append(i)
+            callback(i, 1 - i / 200, torch.zeros(1), torch.ones(1))
+            torch.cuda.synchronize() if torch.cuda.is_available() else __import__("time").sleep(0.01)
+        return "finished"
+
+    events = list(stream_sampling(run, interval=0.05))
+    assert events[-1] == ("done", "finished") and any(kind == "progress" for kind, _ in events)
+    calls.clear()
+    stream = stream_sampling(run, interval=0.05)
+    assert next(stream)[0] == "progress"
+    stream.close()  # what Gradio does on cancel
+    __import__("time").sleep(0.2)
+    assert len(calls) < 200  # the worker stopped early
+
+
+def test_stream_sampling_reraises_errors():
+    def run(callback):
+        raise ValueError("steps must be >= 1")
+
+    with pytest.raises(ValueError, match="steps"):
+        list(stream_sampling(run))
+    assert issubclass(Cancelled, Exception)

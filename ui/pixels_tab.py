@@ -1,0 +1,138 @@
+"""Unconditional tab: sample MNIST / CIFAR-10 UNets with any solver, watching x_t and the
+predicted x0_hat as the solver runs; download the grid as a PNG that carries its
+generation parameters. Layout and wiring only; the work is in zoo.pixels."""
+import tempfile
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+import zoo
+from ui import plots
+from ui.errors import as_float, as_int, friendly
+from ui.streaming import stream_sampling
+from zoo import registry
+from zoo.diffusion import SOLVERS, SPACINGS, get_schedule
+from zoo.pixels import MAX_BATCH, grid_image, png_with_parameters, to_uint8
+
+MAX_UI_STEPS = 1000
+PREVIEW_IMAGES = 16
+PREVIEW_INTERVAL = 0.3  # seconds between live previews
+DOWNLOADS = Path(tempfile.gettempdir()) / "zoo-downloads"
+
+
+def unconditional_models() -> list:
+    return [e.name for e in zoo.list_models() if e.task == "unconditional"]
+
+
+def upscaled(image, width: int = 420):
+    """Nearest-neighbour upscaling: 28-pixel digits stay crisp on screen."""
+    k = max(1, width // image.width)
+    return image.resize((image.width * k, image.height * k), resample=0)
+
+
+def preview_image(schedule: str, progress) -> Image.Image:
+    """x_t (rescaled to unit variance, so noise is visible) beside x0_hat, for the first images."""
+    alpha, sigma = (float(v) for v in get_schedule(schedule).alpha_sigma(torch.tensor(progress.t, dtype=torch.float64)))
+    x_t = progress.x_t[:PREVIEW_IMAGES] / (alpha**2 + sigma**2) ** 0.5
+    x0 = progress.x0_hat[:PREVIEW_IMAGES]
+    left, right = grid_image(to_uint8(x_t)), grid_image(to_uint8(x0))
+    gap = np.full((left.height, 12, *np.asarray(left).shape[2:]), 255, np.uint8)
+    both = np.concatenate([np.asarray(left), gap, np.asarray(right)], axis=1)
+    return upscaled(Image.fromarray(both), 640)
+
+
+@friendly
+def model_info(name):
+    entry = registry.get_entry(name)
+    where = registry.source(name)
+    if where == "missing":
+        return (f"**{name}**: {entry.description}\n\n**Weights not available here** (not bundled, not in the local "
+                f"cache, Hub unreachable). Train them with\n\n`{entry.train_command}`\n\nor run the app online.")
+    pipe = zoo.load(name)
+    ev = pipe.card
+    numbers = ""
+    if ev:
+        numbers = (f" · variational bound on real test digits **{ev['vlb_bits_per_dim_test']:.3f} bits/dim**"
+                   f" · {ev['confident_digits']:.0%} of samples classified as a digit with confidence > 0.9 "
+                   f"({ev['confident_solver']})")
+    return f"**{name}** ({where}): {pipe.description}{numbers}"
+
+
+def _check(model, solver, steps, spacing, eta, seed, batch):
+    if model not in unconditional_models():
+        raise ValueError(f"model must be one of {unconditional_models()}, got {model!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"step spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
+    return (as_int(steps, "steps", 1, MAX_UI_STEPS), as_float(eta, "eta", 0.0, 1.0),
+            as_int(seed, "seed", 0, 2**31 - 1), as_int(batch, "batch size", 1, MAX_BATCH))
+
+
+def save_png(images: np.ndarray, parameters: dict) -> str:
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    name = "{model}_{solver}_{steps}steps_seed{seed}_{stamp}.png".format(stamp=int(time.time() * 1000), **parameters)
+    path = DOWNLOADS / name
+    path.write_bytes(png_with_parameters(grid_image(images), parameters))
+    return str(path)
+
+
+@friendly
+def on_sample(model, solver, steps, spacing, eta, seed, batch):
+    """Streams (preview, grid, status, png file, schedule plot)."""
+    steps, eta, seed, batch = _check(model, solver, steps, spacing, eta, seed, batch)
+    pipe = zoo.load(model)
+    options = {"eta": eta} if solver == "ddim" else {}
+    schedule_plot = plots.schedule_figure(pipe.schedule, steps, spacing)
+    yield None, None, f"sampling {batch} images with {solver}, {steps} steps ...", None, schedule_plot
+
+    def run(callback):
+        return pipe(n=batch, steps=steps, solver=solver, seed=seed, spacing=spacing, callback=callback, **options)
+
+    for kind, value in stream_sampling(run, PREVIEW_INTERVAL):
+        if kind == "progress":
+            status = f"step {value.step + 1}/{steps} · t = {value.t:.3f} · left: x_t, right: predicted x0_hat"
+            yield preview_image(pipe.schedule, value), gr.skip(), status, gr.skip(), gr.skip()
+    out = value
+    parameters = {"model": model, "solver": solver, "steps": steps, "spacing": spacing, "seed": seed,
+                  "batch": batch, "nfe": out.nfe, "schedule": pipe.schedule, **options}
+    status = (f"**{batch} images** · {solver}, {steps} steps ({spacing}) · NFE **{out.nfe}** · "
+              f"**{out.seconds:.2f} s** · seeds {seed}..{seed + batch - 1} (image i uses seed + i)")
+    yield gr.skip(), upscaled(grid_image(out.images)), status, save_png(out.images, parameters), gr.skip()
+
+
+def build_pixels_tab():
+    """The Unconditional tab's components and events (inside an open gr.Blocks / gr.Tab)."""
+    models = unconditional_models()
+    gr.Markdown("Unconditional UNets in pixel space (Ho et al. 2020). Pick a model and a solver; the preview shows "
+                "the noisy state x_t and the denoiser's current guess x0_hat while the solver runs.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=280):
+            model = gr.Dropdown(models, value=models[0], label="model", elem_id="px-model")
+            info = gr.Markdown("", elem_id="px-info")
+            solver = gr.Dropdown(sorted(SOLVERS), value="dpmpp_2m", label="solver", elem_id="px-solver")
+            steps = gr.Slider(1, MAX_UI_STEPS, value=20, step=1, label="steps", elem_id="px-steps")
+            spacing = gr.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="px-spacing")
+            eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (ddim only)", elem_id="px-eta")
+            seed = gr.Number(0, precision=0, label="seed", elem_id="px-seed")
+            batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="batch size", elem_id="px-batch")
+            with gr.Row():
+                run_btn = gr.Button("Sample", variant="primary", elem_id="px-sample")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="px-stop")
+        with gr.Column(scale=3):
+            status = gr.Markdown("", elem_id="px-status")
+            with gr.Row():
+                preview = gr.Image(label="live: x_t | x0_hat", type="pil", elem_id="px-preview", height=360)
+                grid = gr.Image(label="samples", type="pil", elem_id="px-grid", height=360)
+            download = gr.File(label="PNG with the generation parameters", elem_id="px-download")
+            schedule_plot = gr.Plot(show_label=False, elem_id="px-schedule")
+    event = run_btn.click(on_sample, [model, solver, steps, spacing, eta, seed, batch],
+                          [preview, grid, status, download, schedule_plot], api_name="pixels_sample",
+                          concurrency_limit=1)
+    stop_btn.click(None, None, None, cancels=[event])
+    model.change(model_info, model, info, api_name="pixels_info")
+    return {"info": (model_info, [model], info)}
