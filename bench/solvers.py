@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tests.gmm_cases import mixture  # noqa: E402  (the same mixture the tests use)
+from zoo.toy2d import gmm as mixture  # noqa: E402  (the "gmm" toy set: the same mixture the tests use)
 from zoo.diffusion import DETERMINISTIC, SOLVERS, SPACINGS, sample_info  # noqa: E402
 from zoo.diffusion.metrics import sliced_wasserstein  # noqa: E402
 from zoo.diffusion.solvers import nfe_per_step  # noqa: E402
@@ -147,10 +147,11 @@ def main():
     ap.add_argument("--samples", type=int, default=20_000)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--quick", action="store_true", help="2,000 samples, 1 seed: a smoke run")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads")
     args = ap.parse_args()
     n, seeds = (2000, 1) if args.quick else (args.samples, args.seeds)
     OUT.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     spacings, gmm = sorted(SPACINGS), mixture()
     rows, floor = distribution_errors(gmm, n, seeds, spacings)
     paths = path_errors(gmm, min(n, 4000), spacings)

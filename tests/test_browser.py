@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from servers.olah_mirror import free_port
+from servers.app_server import running_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -16,14 +16,8 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "-
 
 @pytest.fixture(scope="module")
 def app_url():
-    from app import build_app
-
-    demo = build_app()
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield demo.local_url
-    finally:
-        demo.close()
+    with running_app() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +80,15 @@ def test_bad_value_shows_a_message_and_the_page_keeps_working(page):
     page.locator("#toy-source label", has_text="bundled").click()
     page.click("#toy-sample")
     page.wait_for_function("document.querySelector('#toy-numbers').innerText.includes('bundled')", timeout=60_000)
+
+
+def test_sample_digits_on_the_unconditional_tab(page):
+    page.get_by_role("tab", name="Unconditional").click()
+    page.wait_for_selector("#px-sample", state="visible")
+    page.wait_for_function("document.querySelector('#px-info').innerText.includes('mnist')", timeout=60_000)
+    page.click("#px-sample")
+    page.wait_for_function("document.querySelector('#px-status').innerText.includes('NFE')", timeout=120_000)
+    wait_idle(page)
+    assert page.locator("#px-grid img").count() > 0 and page.locator("#px-preview img").count() > 0
+    assert page.locator("#px-download a").count() > 0  # the PNG download link
+    page.screenshot(path=str(ARTIFACTS / "pixels_tab.png"), full_page=True)

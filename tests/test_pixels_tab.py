@@ -9,7 +9,7 @@ import torch
 from gradio_client import Client
 from PIL import Image
 
-from servers.olah_mirror import free_port
+from servers.app_server import running_app
 from zoo import hub, registry
 from zoo.diffusion import DiffusionConfig
 from zoo.nets.unet import UNet
@@ -28,14 +28,10 @@ def client(tmp_path_factory):
     entries = [dataclasses.replace(e, bundled_path=str(folder)) if e.name == "mnist" else e for e in registry.ENTRIES]
     patch.setattr(registry, "ENTRIES", entries)
     patch.setattr("ui.pixels_tab.PREVIEW_INTERVAL", 0.0)  # a preview for every step, however fast
-    from app import build_app
-
-    demo = build_app()
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
-        yield Client(demo.local_url, verbose=False)
+        with running_app() as url:
+            yield Client(url, verbose=False)
     finally:
-        demo.close()
         patch.undo()
 
 

@@ -128,8 +128,10 @@ def test_trainer_cli_writes_a_loadable_fp16_checkpoint(tmp_path):
 
 @pytest.mark.parametrize("dataset", sorted(TOY_DATASETS))
 def test_bundled_weights_fit_their_data(dataset):
-    """The bundled checkpoints (trained by trainers/toy2d.py, see their cards) come within
-    1.6x of the two-true-sets distance at 5000 points with Heun, 20 steps."""
+    """The bundled checkpoints (trained by trainers/toy2d.py, see their cards), Heun with 20
+    steps, 5000 points: sliced Wasserstein below 0.035 on unit-scale data. Two independent
+    true sets of 5000 are 0.011-0.034 apart depending on the seed (measured); an untrained
+    model is ~0.2 away."""
     pipe = zoo.load(f"toy-{dataset}")
     out = pipe(n=5000, steps=20, solver="heun", seed=0)
-    assert pipe.distance_to_data(out.points) < 1.6 * noise_floor(dataset, 5000) + 0.005
+    assert pipe.distance_to_data(out.points) < 0.035

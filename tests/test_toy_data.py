@@ -39,3 +39,12 @@ def test_bad_arguments_name_the_allowed_values():
     for n in (0, -5, 2.5):
         with pytest.raises(ValueError, match="positive integer"):
             sample_toy("moons", n)
+
+
+def test_checkerboard_fills_only_the_black_squares():
+    from zoo.data.toy2d import checkerboard
+
+    x = checkerboard(20_000, torch.Generator().manual_seed(0))
+    cells = torch.floor(x).long()
+    assert torch.all((cells.sum(1) % 2) == 0)
+    assert len({tuple(c) for c in cells.tolist()}) == 8  # all 8 black squares of the 4 x 4 board

@@ -3,7 +3,7 @@ called with gradio_client (the streamed training included)."""
 import pytest
 from gradio_client import Client
 
-from servers.olah_mirror import free_port
+from servers.app_server import running_app
 
 EXACT = "exact (gmm only)"
 MODEL = dict(source=EXACT, dataset="gmm", schedule="vp-cosine")
@@ -11,14 +11,8 @@ MODEL = dict(source=EXACT, dataset="gmm", schedule="vp-cosine")
 
 @pytest.fixture(scope="module")
 def client():
-    from app import build_app
-
-    demo = build_app()
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
-    try:
-        yield Client(demo.local_url, verbose=False)
-    finally:
-        demo.close()
+    with running_app() as url:
+        yield Client(url, verbose=False)
 
 
 def is_plot(value) -> bool:

@@ -59,8 +59,8 @@ def eight_gaussians(n, g):
 def checkerboard(n, g):
     """Uniform on the black squares of a 4 x 4 board."""
     x1 = 4 * _uniform(n, g) - 2
-    x2 = 2 * _uniform(n, g) - 2 + 2 * torch.randint(2, (n,), generator=g).to(torch.float64)
-    x2 = x2 + torch.floor(x1) % 2
+    x2 = _uniform(n, g) - 2 * torch.randint(2, (n,), generator=g).to(torch.float64)
+    x2 = x2 + torch.floor(x1) % 2  # floor(x1) + floor(x2) is even: the black squares
     return torch.stack([x1, x2], 1)
 
 
