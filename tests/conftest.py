@@ -12,4 +12,4 @@ os.environ.pop("HF_TOKEN", None)
 
 import torch  # noqa: E402
 
-torch.set_num_threads(2)
+torch.set_num_threads(int(os.environ.get("ZOO_TEST_THREADS", "2")))  # 2 cores; 1 beside a training run
