@@ -83,6 +83,7 @@ def test_bad_value_shows_a_message_and_the_page_keeps_working(page):
 
 
 def test_sample_digits_on_the_unconditional_tab(page):
+    page.reload()  # a fresh page: no toasts left from the toy tab
     page.get_by_role("tab", name="Unconditional").click()
     page.wait_for_selector("#px-sample", state="visible")
     page.wait_for_function("document.querySelector('#px-info').innerText.includes('mnist')", timeout=60_000)
