@@ -38,7 +38,7 @@ def parse_args(argv=None):
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="vp-cosine")
     ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform")
     ap.add_argument("--fp16-weights", action="store_true", help="store the released weights in float16")
-    add_loop_args(ap, steps=10_000, batch_size=32, lr=1e-3, warmup=200, lr_decay="cosine", ema_decay=0.999,
+    add_loop_args(ap, steps=8000, batch_size=32, lr=1e-3, warmup=200, lr_decay="cosine", ema_decay=0.999,
                   ckpt_every=1000, log_every=50, out=None)
     return ap.parse_args(argv)
 
