@@ -73,8 +73,9 @@ def run(n: int):
     start = time.perf_counter()
     clf = train_classifier()
     test = load_images("mnist-offline", "test")
-    _, pred = classify(clf, test.images.permute(0, 2, 3, 1))
+    real_conf, pred = classify(clf, test.images.permute(0, 2, 3, 1))
     accuracy = float((pred == test.labels).float().mean())
+    real_confident = float((real_conf > 0.9).float().mean())  # what a perfect generator would score
     pipe = zoo.load("mnist")
     rows = []
     for solver, steps in SOLVERS:
@@ -83,14 +84,15 @@ def run(n: int):
         hist = torch.bincount(label[conf > 0.9], minlength=10).tolist()
         rows.append({"solver": solver, "steps": steps, "confident": float((conf > 0.9).float().mean()),
                      "histogram": hist, "seconds": round(seconds, 1)})
-    result = {"classifier_test_accuracy": accuracy, "samples": n, "solvers": rows,
+    result = {"classifier_test_accuracy": accuracy, "real_confident": real_confident, "samples": n, "solvers": rows,
               "vlb_bits_per_dim_test": test_vlb(pipe), "bench_seconds": round(time.perf_counter() - start, 1)}
     return result
 
 
 def markdown(r: dict) -> str:
     lines = [f"Digit classifier (trained on 4,500 real digits): **{r['classifier_test_accuracy']:.1%}** accuracy on the "
-             f"500 held-out test digits. {r['samples']} samples per solver from the bundled `mnist` model.", "",
+             f"500 held-out test digits, {r['real_confident']:.1%} of which it classifies with confidence > 0.9 "
+             f"(the score of a perfect generator). {r['samples']} samples per solver from the bundled `mnist` model.", "",
              "| solver | steps | share with confidence > 0.9 | confident samples per class 0-9 | seconds |",
              "|---|---|---|---|---|"]
     for row in r["solvers"]:

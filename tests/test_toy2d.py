@@ -135,3 +135,15 @@ def test_bundled_weights_fit_their_data(dataset):
     pipe = zoo.load(f"toy-{dataset}")
     out = pipe(n=5000, steps=20, solver="heun", seed=0)
     assert pipe.distance_to_data(out.points) < 0.035
+
+
+def test_a_continued_run_records_both_commands_in_its_card(tmp_path):
+    from trainers.toy2d import main
+
+    first = ["--dataset", "gmm", "--steps", "20", "--hidden", "16", "--depth", "1", "--ckpt-every", "20",
+             "--out", str(tmp_path / "run"), "--release", str(tmp_path / "release")]
+    main(first)
+    main([*first[:3], "40", *first[4:], "--resume"])
+    card = (tmp_path / "release" / "README.md").read_text()
+    assert "--steps 20" in card and "&& python -m trainers.toy2d" in card and "--steps 40" in card
+    assert json.loads((tmp_path / "release" / "config.json").read_text())["training"]["steps"] == 40

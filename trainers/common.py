@@ -239,6 +239,7 @@ class _Loop:
         self.model, self.optimizer = self.acc.prepare(net, optimizer)
         self.out, self.ckpt = Path(cfg.out), Path(cfg.out) / "checkpoint"
         self.step, self.wall, self.final_loss, self.window = 0, 0.0, float("nan"), []
+        self.commands = [release.command or command_line()]  # what produced the weights, in order
 
     # -- one optimizer step ------------------------------------------------------------
 
@@ -298,7 +299,7 @@ class _Loop:
         (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
         scaler = self.acc.scaler.state_dict() if self.acc.scaler is not None else None
         state = {"step": self.step, "wall_time": self.wall, "final_loss": self.final_loss, "seed": self.cfg.seed,
-                 "num_processes": self.acc.num_processes, "scaler": scaler}
+                 "num_processes": self.acc.num_processes, "scaler": scaler, "commands": self.commands}
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
 
     def load_state(self) -> None:
@@ -319,6 +320,8 @@ class _Loop:
         if rng.with_suffix(".safetensors").is_file():
             _set_rng_state(load_file(str(rng.with_suffix(".safetensors"))), json.loads(rng.with_suffix(".json").read_text()))
         self.step, self.wall, self.final_loss = state["step"], state["wall_time"], state["final_loss"]
+        earlier = state.get("commands", [])  # a run continued with other flags keeps its history
+        self.commands = earlier + [c for c in self.commands if c not in earlier[-1:]]
         self.acc.print(f"resumed from {self.ckpt} at step {self.step}")
 
     def write_release(self) -> None:
@@ -329,7 +332,7 @@ class _Loop:
             with torch.no_grad():
                 image = self.sample_fn(ema_net.eval())
             image.save(self.out / f"samples_{self.step:07d}.png")
-        card = dataclasses.replace(self.release.card, train_command=self.release.command or command_line(), steps=self.step,
+        card = dataclasses.replace(self.release.card, train_command=" && ".join(self.commands), steps=self.step,
                                    final_loss=self.final_loss, wall_time_s=self.wall)
         extra = {**self.release.extra, "training": {**self.release.extra.get("training", {}), **_training_facts(self)}}
         hub.save_checkpoint(self.cfg.release_dir, ema_net, self.release.arch, self.release.net_config,

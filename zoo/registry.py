@@ -77,7 +77,9 @@ ENTRIES: list[ZooEntry] = [
         repo_id="diffusion-zoo/mnist-ddpm",
         bundled_path="weights/mnist",
         pipeline="zoo.pixels:load_pipeline",
-        train_command="python -m trainers.pixels --dataset mnist-offline --fp16-weights --release weights/mnist",
+        train_command=("python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 8000 --release "
+                       "weights/mnist && python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 16000 "
+                       "--release weights/mnist --resume"),
     ),
     ZooEntry(
         name="cifar10",
