@@ -26,7 +26,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import random
 import shlex
 import shutil
 import sys
@@ -43,6 +42,8 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
+from trainers.state_files import (flatten_optimizer, rng_state, set_rng_state, state_tensors,
+                                  unflatten_optimizer)
 from zoo import hub
 from zoo.optim import LR_DECAYS, ema_multi_avg_fn, learning_rate
 
@@ -167,56 +168,8 @@ def command_line(module: str | None = None, argv: list[str] | None = None) -> st
     return shlex.join(["python", *sys.argv])
 
 
-# ----------------------------------------------------------------------------- state files
-
-
-def _flatten_optimizer(state_dict: dict):
-    """Optimizer state -> (tensors for safetensors, JSON-able rest); no pickle needed."""
-    tensors, scalars = {}, {}
-    for idx, per_param in state_dict["state"].items():
-        for key, value in per_param.items():
-            if torch.is_tensor(value):
-                tensors[f"state.{idx}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{idx}.{key}"] = value
-    return tensors, {"param_groups": state_dict["param_groups"], "scalars": scalars}
-
-
-def _unflatten_optimizer(tensors: dict, meta: dict) -> dict:
-    state: dict = {}
-    for name, value in tensors.items():
-        _, idx, key = name.split(".", 2)
-        state.setdefault(int(idx), {})[key] = value
-    for name, value in meta["scalars"].items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def _rng_state() -> tuple[dict, dict]:
-    tensors = {"torch": torch.get_rng_state(), "numpy": torch.from_numpy(np.random.get_state()[1].copy())}
-    if torch.cuda.is_available():
-        tensors["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
-    _, _, pos, has_gauss, gauss = np.random.get_state()
-    return tensors, {"python": random.getstate(), "numpy": [int(pos), int(has_gauss), float(gauss)]}
-
-
-def _set_rng_state(tensors: dict, meta: dict) -> None:
-    torch.set_rng_state(tensors["torch"])
-    if "cuda" in tensors and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(tensors["cuda"]))
-    pos, has_gauss, gauss = meta["numpy"]
-    np.random.set_state(("MT19937", tensors["numpy"].numpy(), pos, has_gauss, gauss))
-    version, internal, gauss_next = meta["python"]
-    random.setstate((version, tuple(internal), gauss_next))
-
-
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
-
-
-def _sd(module: torch.nn.Module) -> dict:
-    return {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}
 
 
 # ----------------------------------------------------------------------------- the loop
@@ -281,7 +234,7 @@ class _Loop:
             shutil.rmtree(tmp, ignore_errors=True)  # leftovers of a run killed mid-write
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
-        tensors, meta = _rng_state()
+        tensors, meta = rng_state()
         save_file(tensors, str(tmp / f"rng_{acc.process_index}.safetensors"))
         (tmp / f"rng_{acc.process_index}.json").write_text(json.dumps(meta))
         if acc.is_main_process:
@@ -292,9 +245,9 @@ class _Loop:
         acc.wait_for_everyone()
 
     def _save_main(self, tmp: Path) -> None:
-        save_file(_sd(self.acc.unwrap_model(self.model)), str(tmp / "model.safetensors"))
-        save_file(_sd(self.ema), str(tmp / "ema.safetensors"))
-        opt_tensors, opt_meta = _flatten_optimizer(self.optimizer.state_dict())
+        save_file(state_tensors(self.acc.unwrap_model(self.model)), str(tmp / "model.safetensors"))
+        save_file(state_tensors(self.ema), str(tmp / "ema.safetensors"))
+        opt_tensors, opt_meta = flatten_optimizer(self.optimizer.state_dict())
         save_file(opt_tensors, str(tmp / "optimizer.safetensors"))
         (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
         scaler = self.acc.scaler.state_dict() if self.acc.scaler is not None else None
@@ -313,12 +266,12 @@ class _Loop:
         self.acc.unwrap_model(self.model).load_state_dict(load_file(str(self.ckpt / "model.safetensors")))
         self.ema.load_state_dict(load_file(str(self.ckpt / "ema.safetensors")))
         meta = json.loads((self.ckpt / "optimizer.json").read_text())
-        self.optimizer.load_state_dict(_unflatten_optimizer(load_file(str(self.ckpt / "optimizer.safetensors")), meta))
+        self.optimizer.load_state_dict(unflatten_optimizer(load_file(str(self.ckpt / "optimizer.safetensors")), meta))
         if state["scaler"] and self.acc.scaler is not None:
             self.acc.scaler.load_state_dict(state["scaler"])
         rng = self.ckpt / f"rng_{self.acc.process_index}"
         if rng.with_suffix(".safetensors").is_file():
-            _set_rng_state(load_file(str(rng.with_suffix(".safetensors"))), json.loads(rng.with_suffix(".json").read_text()))
+            set_rng_state(load_file(str(rng.with_suffix(".safetensors"))), json.loads(rng.with_suffix(".json").read_text()))
         self.step, self.wall, self.final_loss = state["step"], state["wall_time"], state["final_loss"]
         earlier = state.get("commands", [])  # a run continued with other flags keeps its history
         self.commands = earlier + [c for c in self.commands if c not in earlier[-1:]]

@@ -10,7 +10,6 @@ x schedule; every shared-loop flag (--resume, --mixed-precision, --grad-accum,
 --push-to-hub, ...).
 """
 import argparse
-import dataclasses
 import sys
 from pathlib import Path
 
