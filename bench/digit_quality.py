@@ -17,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -59,7 +60,7 @@ def sample_digits(pipe, n: int, solver: str, steps: int, chunk: int = 50):
         out = pipe(n=min(chunk, n - start), steps=steps, solver=solver, seed=start)
         images.append(out.images)
         seconds += out.seconds
-    return torch.from_numpy(__import__("numpy").concatenate(images)), seconds
+    return torch.from_numpy(np.concatenate(images)), seconds
 
 
 def test_vlb(pipe, n_terms: int = 200) -> float:

@@ -66,6 +66,7 @@ def test_train_and_sample_in_the_browser(page):
     numbers = page.locator("#toy-numbers").inner_text()
     assert "sliced Wasserstein" in numbers and "bits/dim" in numbers
     page.click("#toy-compare")
+    page.wait_for_selector("#toy-compare-plot img", timeout=120_000)
     wait_idle(page, timeout=120_000)
     assert plot_drawn(page, "toy-compare-plot")
     page.screenshot(path=str(ARTIFACTS / "toy_tab.png"), full_page=True)
@@ -89,6 +90,8 @@ def test_sample_digits_on_the_unconditional_tab(page):
     page.wait_for_function("document.querySelector('#px-info').innerText.includes('mnist')", timeout=60_000)
     page.click("#px-sample")
     page.wait_for_function("document.querySelector('#px-status').innerText.includes('NFE')", timeout=120_000)
+    for elem_id in ("px-grid img", "px-download a"):  # drawn right after the status, not with it
+        page.wait_for_selector(f"#{elem_id}", timeout=30_000)
     wait_idle(page)
     assert page.locator("#px-grid img").count() > 0 and page.locator("#px-preview img").count() > 0
     assert page.locator("#px-download a").count() > 0  # the PNG download link
