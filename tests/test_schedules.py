@@ -76,6 +76,14 @@ def test_karras_spacing_concentrates_steps_at_low_noise():
     assert (sig[-2] - sig[-1]) < (sig[0] - sig[1]) / 100
 
 
+def test_quadratic_spacing_has_steps_shrinking_linearly_in_sqrt_t():
+    s = SCHEDULES["vp-cosine"]
+    root = make_grid(s, 16, "quadratic").t[:-1].sqrt()
+    assert torch.allclose(root.diff(), root.diff()[0].expand(15), atol=1e-12)
+    dt = make_grid(s, 16, "quadratic").t[:-1].diff().neg()
+    assert (dt.diff() < 0).all()  # every step shorter than the one before
+
+
 @pytest.mark.parametrize("steps", [0, -3, 10**6, 2.5, True, "10"])
 def test_bad_steps_raise_clear_error(steps):
     with pytest.raises(ValueError, match="steps must be an integer in"):
@@ -86,4 +94,4 @@ def test_unknown_schedule_and_spacing_name_allowed_values():
     with pytest.raises(ValueError, match="schedule must be one of .*vp-cosine"):
         get_schedule("cosine-ish")
     with pytest.raises(ValueError, match="spacing must be one of .*karras"):
-        make_grid("ve", 5, "quadratic")
+        make_grid("ve", 5, "cubic")
