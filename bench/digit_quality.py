@@ -105,17 +105,14 @@ def markdown(r: dict) -> str:
 
 
 def update_card(folder: Path, r: dict, text: str) -> None:
-    """Record the numbers in config.json ('eval') and the model card (written atomically)."""
-    from zoo.hub import atomic_write_text
+    """Record the numbers in config.json ('eval') and the model card."""
+    from zoo.hub import record_evaluation
 
-    config = json.loads((folder / "config.json").read_text())
     best = max(r["solvers"], key=lambda row: row["confident"])
-    config["eval"] = {"vlb_bits_per_dim_test": round(r["vlb_bits_per_dim_test"], 4),
-                      "confident_digits": round(best["confident"], 4), "confident_solver": best["solver"],
-                      "classifier_test_accuracy": round(r["classifier_test_accuracy"], 4)}
-    atomic_write_text(folder / "config.json", json.dumps(config, indent=2, sort_keys=True) + "\n")
-    card = (folder / "README.md").read_text().split("\n## Evaluation")[0].rstrip()
-    atomic_write_text(folder / "README.md", card + "\n\n## Evaluation (bench/digit_quality.py)\n\n" + text)
+    record_evaluation(folder, {"vlb_bits_per_dim_test": round(r["vlb_bits_per_dim_test"], 4),
+                               "confident_digits": round(best["confident"], 4), "confident_solver": best["solver"],
+                               "classifier_test_accuracy": round(r["classifier_test_accuracy"], 4)},
+                      text, "bench/digit_quality.py")
 
 
 def main():

@@ -249,6 +249,18 @@ def load_checkpoint(folder, device="cpu"):
     return net.to(device).eval(), config
 
 
+def record_evaluation(folder, evaluation: dict, text: str, source: str) -> None:
+    """Measured numbers into a checkpoint: config.json gets an 'eval' section (the UI reads
+    it) and the model card an '## Evaluation' section, replacing an earlier one; each file
+    is written atomically. `source` names what measured them (a bench script or trainer)."""
+    folder = Path(folder)
+    config = load_config(folder)
+    config["eval"] = evaluation
+    atomic_write_text(folder / CONFIG_NAME, json.dumps(config, indent=2, sort_keys=True) + "\n")
+    card = (folder / CARD_NAME).read_text().split("\n## Evaluation")[0].rstrip()
+    atomic_write_text(folder / CARD_NAME, card + f"\n\n## Evaluation ({source})\n\n" + text)
+
+
 def is_checkpoint(folder) -> bool:
     folder = Path(folder)
     return (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file()

@@ -4,7 +4,8 @@ Knows nothing about networks, images or Gradio."""
 from zoo.diffusion.config import DiffusionConfig
 from zoo.diffusion.denoiser import Denoiser
 from zoo.diffusion.gmm import GaussianMixture, isotropic_gaussian
-from zoo.diffusion.losses import T_SAMPLINGS, diffusion_loss, sample_t
+from zoo.diffusion.guidance import NoisyClassifier
+from zoo.diffusion.losses import T_SAMPLINGS, diffuse, diffusion_loss, sample_t
 from zoo.diffusion.params import PARAMETERISATIONS
 from zoo.diffusion.sampling import SOLVER_OPTIONS, SampleOutput, sample, sample_info
 from zoo.diffusion.schedules import SCHEDULES, ddpm_discretisation, get_schedule
@@ -13,7 +14,7 @@ from zoo.diffusion.spacing import SPACINGS, make_grid
 
 __all__ = [
     "DiffusionConfig", "Denoiser", "GaussianMixture", "isotropic_gaussian", "T_SAMPLINGS",
-    "diffusion_loss", "sample_t", "PARAMETERISATIONS", "SOLVER_OPTIONS", "SampleOutput",
+    "diffuse", "diffusion_loss", "sample_t", "NoisyClassifier", "PARAMETERISATIONS", "SOLVER_OPTIONS", "SampleOutput",
     "sample", "sample_info", "SCHEDULES", "ddpm_discretisation", "get_schedule",
     "DETERMINISTIC", "SOLVERS", "SPACINGS", "make_grid",
 ]

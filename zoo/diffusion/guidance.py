@@ -10,6 +10,9 @@ import math
 from typing import Callable, Optional, Tuple
 
 import torch
+from torch import nn
+
+from zoo.diffusion.schedules import get_schedule
 
 
 def check_guidance(w, name: str = "guidance") -> float:
@@ -41,7 +44,7 @@ def classifier_guidance(denoiser: Callable, log_prob_grad: Callable, scale: floa
     """Classifier guidance in denoiser form: the guided score adds
     scale * grad_x log p(y | x_t), and by Tweedie x0_hat = (x + sigma^2 score) / alpha,
     so x0_hat gains scale * sigma^2 / alpha * grad (Dhariwal & Nichol 2021, Algorithm 1)."""
-    scale = check_guidance(scale, "classifier scale")
+    scale, schedule = check_guidance(scale, "classifier scale"), get_schedule(schedule)
 
     def guided(x, t, **cond):
         x0 = denoiser(x, t, **cond)
@@ -66,3 +69,20 @@ def classifier_log_prob_grad(classifier: Callable, labels: torch.Tensor) -> Call
             return torch.autograd.grad(picked, x_in)[0]
 
     return grad
+
+
+class NoisyClassifier(nn.Module):
+    """log p(y | x_t) logits of a network trained on noisy x_t of one schedule: the
+    noise-aware classifier of classifier guidance (Dhariwal & Nichol 2021, Sec. 4). Like
+    the Denoiser, it feeds the net x_t * c_in, c_in = 1 / sqrt(alpha^2 + sigma^2), so VE's
+    large sigma reaches it at unit scale; training and guidance both go through here."""
+
+    def __init__(self, net: nn.Module, schedule):
+        super().__init__()
+        self.net, self.schedule = net, get_schedule(schedule)
+
+    def forward(self, x: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype, device=x.device).expand(x.shape[0])
+        alpha, sigma = self.schedule.alpha_sigma(t.to(torch.float64))
+        c_in = torch.rsqrt(alpha**2 + sigma**2).to(x.dtype).reshape((-1,) + (1,) * (x.dim() - 1))
+        return self.net(x * c_in, t)

@@ -23,16 +23,21 @@ def sample_t(n: int, schedule, how: str = "uniform", generator=None, device=None
     return schedule.t_min + (schedule.t_max - schedule.t_min) * u
 
 
+def diffuse(x0: torch.Tensor, schedule, t_sampling: str = "uniform", generator=None):
+    """A forward-process draw x_t = alpha(t) x0 + sigma(t) eps at random times: (x_t, t, eps)."""
+    t = sample_t(x0.shape[0], schedule, t_sampling, generator, x0.device).to(x0.dtype)
+    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
+    alpha, sigma = schedule.alpha_sigma(t.to(torch.float64))
+    shape = (-1,) + (1,) * (x0.dim() - 1)
+    return alpha.to(x0.dtype).reshape(shape) * x0 + sigma.to(x0.dtype).reshape(shape) * eps, t, eps
+
+
 def diffusion_loss(denoiser, x0: torch.Tensor, t_sampling: str = "uniform", generator=None, **cond):
     """Mean weighted squared error between the net's prediction and its target.
 
     `denoiser` is a zoo.diffusion.Denoiser; `generator` (torch.Generator) makes t and eps
     reproducible, which the trainers need to resume exactly."""
-    t = sample_t(x0.shape[0], denoiser.schedule, t_sampling, generator, x0.device).to(x0.dtype)
-    eps = torch.randn(x0.shape, generator=generator, device=x0.device, dtype=x0.dtype)
-    alpha, sigma = denoiser.schedule.alpha_sigma(t.to(torch.float64))
-    shape = (-1,) + (1,) * (x0.dim() - 1)
-    x_t = alpha.to(x0.dtype).reshape(shape) * x0 + sigma.to(x0.dtype).reshape(shape) * eps
+    x_t, t, eps = diffuse(x0, denoiser.schedule, t_sampling, generator)
     pred, c = denoiser.raw(x_t, t, **cond)
     goal = target(x0, eps, c, denoiser.parameterisation)
     err = (pred - goal).pow(2).flatten(1).mean(1)
