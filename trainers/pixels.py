@@ -1,6 +1,9 @@
-"""Train an unconditional pixel-space UNet (MNIST, CIFAR-10 or any local image set).
+"""Train a pixel-space UNet (MNIST, CIFAR-10 or any local image set), unconditional or
+class-conditional with label dropout for classifier-free guidance.
 
     python -m trainers.pixels --dataset mnist-offline --fp16-weights --release weights/mnist
+    python -m trainers.pixels --dataset mnist-offline --class-conditional --fp16-weights \
+        --release weights/mnist-cond
     python -m trainers.pixels --dataset cifar10 --preset cifar10-ddpm-35.7M --steps 800000 \\
         --batch-size 128 --lr 2e-4 --push-to-hub USER/cifar10-ddpm          # on GPUs, via accelerate
 
@@ -36,39 +39,62 @@ def parse_args(argv=None):
     ap.add_argument("--objective", choices=PARAMETERISATIONS, default="v")
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="vp-cosine")
     ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform")
+    ap.add_argument("--class-conditional", action="store_true",
+                    help="condition on the data's labels (one embedding per class plus a null class)")
+    ap.add_argument("--label-dropout", type=float, default=0.1,
+                    help="with --class-conditional: share of labels dropped to the null class (Ho & Salimans: 0.1-0.2)")
     ap.add_argument("--fp16-weights", action="store_true", help="store the released weights in float16")
     add_loop_args(ap, steps=8000, batch_size=32, lr=1e-3, warmup=200, lr_decay="cosine", ema_decay=0.999,
                   ckpt_every=1000, log_every=50, out=None)
     return ap.parse_args(argv)
 
 
-def net_config(args, data_shape) -> UNet.Config:
+def net_config(args, data) -> UNet.Config:
     overrides = {k: v for k, v in (("base_channels", args.base_channels), ("num_res_blocks", args.num_res_blocks),
                                    ("attn_resolutions", args.attn_resolutions)) if v is not None}
+    if args.class_conditional:
+        if (data.labels < 0).any():
+            raise ValueError(f"--class-conditional needs labels; {args.dataset} has unlabelled images")
+        if not 0.0 < args.label_dropout < 1.0:
+            raise ValueError(f"--label-dropout must be in (0, 1), got {args.label_dropout}")
+        overrides.update(num_classes=int(data.labels.max()) + 1, label_dropout=args.label_dropout)
     config = preset(args.preset, **overrides)
+    data_shape = data.shape
     if (config.in_channels, config.image_size, config.image_size) != data_shape:
         raise ValueError(f"preset {args.preset} is for {config.in_channels}x{config.image_size}x{config.image_size} "
                          f"images, the data are {'x'.join(map(str, data_shape))}")
     return config
 
 
-def samples_grid(diffusion: DiffusionConfig, shape: tuple, n: int = 36):
-    """sample_fn for the loop: n samples, DPM-Solver++ 2M with 25 steps, seeds 0..n-1."""
+def samples_grid(diffusion: DiffusionConfig, shape: tuple, num_classes: int = 0, n: int = 36):
+    """sample_fn for the loop: n samples, DPM-Solver++ 2M with 25 steps, seeds 0..n-1;
+    a class-conditional net draws one row per class (no guidance: the plain model)."""
+    nrow = num_classes or 6
+    n = nrow * min(nrow, 10) if num_classes else n
+
     def draw(net):
         d = Denoiser(net, diffusion.schedule, diffusion.parameterisation, diffusion.sigma_data)
         device = next(net.parameters()).device
-        x = sample(d, (n, *shape), schedule=diffusion.schedule, steps=25, solver="dpmpp_2m", seed=0, device=device)
-        return image_grid(x, nrow=6)
+        cond = {"y": torch.arange(n, device=device) // nrow} if num_classes else None
+        x = sample(d, (n, *shape), schedule=diffusion.schedule, steps=25, solver="dpmpp_2m", seed=0, device=device,
+                   cond=cond)
+        return image_grid(x, nrow=nrow)
     return draw
 
 
 def card_for(args, data, config: UNet.Config) -> CardInfo:
     n_params = sum(p.numel() for p in UNet(config).parameters())
     repo = HUB_SOURCES.get(args.dataset, (None,))[0] or ("ylecun/mnist" if "mnist" in args.dataset else None)
+    if config.num_classes:
+        kind, tags = (f"Class-conditional UNet ({config.num_classes} classes, labels dropped with probability "
+                      f"{config.label_dropout} for classifier-free guidance;"), ["class-conditional",
+                                                                                   "classifier-free-guidance"]
+    else:
+        kind, tags = "Unconditional UNet (", ["unconditional"]
     return CardInfo(
-        title=f"DDPM UNet on {args.dataset}", pipeline_tag="unconditional-image-generation",
-        tags=["unet", args.objective, args.schedule, "unconditional"], datasets=[repo] if repo else [],
-        description=(f"Unconditional UNet ({n_params / 1e6:.2f}M parameters, preset {args.preset}) with the "
+        title=f"DDPM UNet on {args.dataset}", pipeline_tag=None if config.num_classes else "unconditional-image-generation",
+        tags=["unet", args.objective, args.schedule, *tags], datasets=[repo] if repo else [],
+        description=(f"{kind} {n_params / 1e6:.2f}M parameters, preset {args.preset}) with the "
                      f"{args.objective} objective on the {args.schedule} schedule, from the diffusion model zoo."),
         data=f"{args.dataset}: {len(data)} images of shape {'x'.join(map(str, data.shape))}, scaled to [-1, 1]"
              + (", random horizontal flips" if data.flip else ""))
@@ -79,19 +105,23 @@ def main(argv=None):
     args.out = args.out or f"runs/pixels-{Path(args.dataset).name}"
     cfg = loop_config(args)
     data = load_images(args.dataset, "train")
-    config = net_config(args, data.shape)
+    config = net_config(args, data)
     diffusion = DiffusionConfig(schedule=args.schedule, parameterisation=args.objective, t_sampling=args.t_sampling)
     release = Release("unet", config, diffusion, card_for(args, data, config),
                       extra={"data": {"dataset": args.dataset, "size": len(data), "shape": list(data.shape)}},
                       dtype=torch.float16 if args.fp16_weights else torch.float32,
                       command=command_line("trainers.pixels", argv))
 
-    def loss_fn(net, x0):
-        return diffusion_loss(Denoiser(net, diffusion.schedule, diffusion.parameterisation), x0, diffusion.t_sampling)
+    labelled = bool(config.num_classes)
+
+    def loss_fn(net, batch):
+        x0, cond = (batch[0], {"y": batch[1]}) if labelled else (batch, {})
+        return diffusion_loss(Denoiser(net, diffusion.schedule, diffusion.parameterisation), x0, diffusion.t_sampling,
+                              **cond)
 
     torch.manual_seed(cfg.seed)
-    result = train(UNet(config), loss_fn, lambda step, g: data.batch(cfg.batch_size, g), cfg, release,
-                   sample_fn=samples_grid(diffusion, data.shape))
+    result = train(UNet(config), loss_fn, lambda step, g: data.batch(cfg.batch_size, g, with_labels=labelled), cfg,
+                   release, sample_fn=samples_grid(diffusion, data.shape, config.num_classes))
     print(f"released {result.release_dir} after {result.step} steps, loss {result.final_loss:.4f}, "
           f"{result.wall_time:.1f} s")
     return result

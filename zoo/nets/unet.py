@@ -87,6 +87,7 @@ class UNet(nn.Module):
         dropout: float = 0.0
         groups: int = 8  # GroupNorm groups (DDPM: 32)
         num_classes: int = 0  # > 0: class-conditional, with a null class at index num_classes
+        label_dropout: float = 0.0  # training only: share of labels replaced by the null class
 
         def __post_init__(self):  # JSON gives lists; keep the dataclass hashable and comparable
             self.channel_mults, self.attn_resolutions = tuple(self.channel_mults), tuple(self.attn_resolutions)
@@ -133,8 +134,14 @@ class UNet(nn.Module):
             if y is not None:
                 raise TypeError("this UNet is unconditional; got class labels")
             return emb
+        null = self.config.num_classes
         if y is None:  # no label: the null class (unconditional prediction)
-            y = torch.full((x.shape[0],), self.config.num_classes, device=x.device, dtype=torch.long)
+            y = torch.full((x.shape[0],), null, device=x.device, dtype=torch.long)
+        elif self.training and self.config.label_dropout > 0:
+            # One net learns D(x | y) and D(x | null), which classifier-free guidance combines
+            # (Ho & Salimans 2022, Algorithm 1; dropped inside the embedder as in DiT).
+            drop = torch.rand(y.shape, device=y.device) < self.config.label_dropout
+            y = torch.where(drop, torch.full_like(y, null), y)
         return emb + self.label(y)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor = None) -> torch.Tensor:
