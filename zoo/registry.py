@@ -15,13 +15,14 @@ from zoo import hub
 from zoo.data.toy2d import TOY_DATASETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TASKS = ("toy2d", "unconditional", "class-conditional", "text-to-image")
+TASKS = ("toy2d", "unconditional", "class-conditional", "classifier", "text-to-image")
 
 # "module:function" -> (module, function). The only code `load` may call.
 PIPELINES = {
     "zoo.toy2d:load_pipeline": ("zoo.toy2d", "load_pipeline"),
     "zoo.pixels:load_pipeline": ("zoo.pixels", "load_pipeline"),
     "zoo.conditional:load_pipeline": ("zoo.conditional", "load_pipeline"),
+    "zoo.conditional:load_classifier": ("zoo.conditional", "load_classifier"),
     "zoo.text2image:load_pipeline": ("zoo.text2image", "load_pipeline"),
 }
 
@@ -80,6 +81,27 @@ ENTRIES: list[ZooEntry] = [
         train_command=("python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 8000 --release "
                        "weights/mnist && python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 16000 "
                        "--release weights/mnist --resume"),
+    ),
+    ZooEntry(
+        name="mnist-cond",
+        task="class-conditional",
+        description="Class-conditional UNet on MNIST digits, labels dropped 10% of the time for classifier-free "
+                    "guidance.",
+        repo_id="diffusion-zoo/mnist-cond",
+        bundled_path="weights/mnist-cond",
+        pipeline="zoo.conditional:load_pipeline",
+        train_command=("python -m trainers.pixels --dataset mnist-offline --class-conditional --fp16-weights "
+                       "--steps 12000 --release weights/mnist-cond"),
+    ),
+    ZooEntry(
+        name="mnist-classifier",
+        task="classifier",
+        description="Noise-aware digit classifier p(y | x_t, t) on the vp-cosine schedule, for classifier guidance.",
+        repo_id="diffusion-zoo/mnist-classifier",
+        bundled_path="weights/mnist-classifier",
+        pipeline="zoo.conditional:load_classifier",
+        train_command=("python -m trainers.classifier --dataset mnist-offline --fp16-weights --release "
+                       "weights/mnist-classifier"),
     ),
     ZooEntry(
         name="cifar10",

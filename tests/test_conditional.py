@@ -1,0 +1,181 @@
+"""zoo.conditional: guided sampling of class-conditional and unconditional UNets, the
+noise-aware classifier, their trainers, and the exact answer on a Gaussian mixture."""
+import numpy as np
+import pytest
+import torch
+
+from gmm_cases import mixture
+from zoo import hub
+from zoo.conditional import load_classifier, load_pipeline
+from zoo.diffusion import SCHEDULES, DiffusionConfig, GaussianMixture, NoisyClassifier, sample
+from zoo.diffusion.guidance import classifier_guidance
+from zoo.nets.classifier import Classifier
+from zoo.nets.unet import UNet
+from zoo.pixels import to_uint8
+
+SHAPE = (1, 8, 8)
+
+
+def tiny_unet(num_classes: int, seed: int = 0) -> UNet:
+    torch.manual_seed(seed)
+    net = UNet(UNet.Config(image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                           attn_resolutions=(), num_classes=num_classes))
+    for p in net.parameters():  # leave the zero-initialised start, so labels change the output
+        p.data.add_(0.05 * torch.randn_like(p))
+    return net.eval()
+
+
+def tiny_classifier(num_classes: int = 3, schedule: str = "vp-cosine", size: int = 8) -> NoisyClassifier:
+    torch.manual_seed(1)
+    net = Classifier(Classifier.Config(image_size=size, num_classes=num_classes, channels=8))
+    return NoisyClassifier(net.eval(), schedule)
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    diffusion = DiffusionConfig(schedule="vp-cosine", parameterisation="v")
+    for name, classes in (("cond", 3), ("uncond", 0)):
+        net = tiny_unet(classes)
+        hub.save_checkpoint(root / name, net, "unet", net.config, diffusion, card=hub.CardInfo(title=name))
+    clf = tiny_classifier()
+    hub.save_checkpoint(root / "clf", clf.net, "classifier", clf.net.config, DiffusionConfig(schedule="vp-cosine"),
+                        extra={"eval": {"test_accuracy_by_t": {"0.0": 0.9}}})
+    return root
+
+
+def test_guidance_zero_is_the_plain_conditional_model_and_cfg_doubles_the_calls(folders):
+    pipe = load_pipeline(folders / "cond", device="cpu")
+    assert pipe.num_classes == 3
+    plain = sample(pipe.base.denoiser, (3, *SHAPE), steps=6, seed=4, cond={"y": torch.tensor([0, 1, 2])})
+    out = pipe([0, 1, 2], steps=6, seed=4, guidance=0.0)
+    assert not np.array_equal(out.images, pipe.base(n=3, steps=6, seed=4).images)  # labels matter
+    assert np.array_equal(out.images, to_uint8(plain)) and out.nfe == out.network_calls == 6
+    guided = pipe([0, 1, 2], steps=6, seed=4, guidance=2.0)
+    assert (guided.nfe, guided.network_calls) == (6, 12) and not np.array_equal(guided.images, out.images)
+    assert 6 < pipe([0, 1, 2], steps=6, seed=4, guidance=2.0, interval=(0.0, 0.5)).network_calls < 12
+
+
+def test_a_seed_gives_the_same_guided_sample_whatever_the_batch(folders):
+    pipe, clf = load_pipeline(folders / "cond", device="cpu"), load_classifier(folders / "clf", device="cpu")
+    kw = dict(steps=5, guidance=1.5, classifier=clf, classifier_scale=2.0)
+    alone = pipe([2], seed=11, **kw).images[0]
+    batch = pipe([1, 2, 0], seed=[10, 11, 12], **kw).images
+    assert np.array_equal(batch[1], alone)
+
+
+class Brightness(torch.nn.Module):
+    """A noise-aware classifier with a known answer: logits (-1, 0, 1) * 20 alpha(t) b for
+    the mean brightness b of x_t, so class 0 means dark, 2 bright. Like a trained noisy
+    classifier, it is flat where x_t says nothing about x0 (alpha -> 0)."""
+
+    config = Classifier.Config(image_size=8, num_classes=3)
+
+    def forward(self, x, t):
+        alpha = SCHEDULES["vp-cosine"].alpha(t.double()).to(x.dtype)
+        return 20 * (alpha * x.mean(dim=(1, 2, 3)))[:, None] * torch.tensor([-1.0, 0.0, 1.0])
+
+
+def test_classifier_guidance_steers_an_unconditional_model_towards_the_label(folders):
+    pipe, clf = load_pipeline(folders / "uncond", device="cpu"), NoisyClassifier(Brightness(), "vp-cosine")
+    assert pipe.num_classes == 0
+    labels, seeds = [0] * 6 + [2] * 6, list(range(6)) * 2  # the same noise for both labels
+
+    def brightness(scale):
+        out = pipe(labels, steps=8, seed=seeds, classifier=clf, classifier_scale=scale)
+        mean = out.images.reshape(len(labels), -1).mean(1)
+        return mean[:6].mean(), mean[6:].mean()
+
+    dark, bright = brightness(0.0)
+    assert dark == bright  # no guidance: labels are ignored
+    dark, bright = brightness(3.0)
+    assert bright > dark + 20  # of 255 grey levels
+
+
+def test_loaded_classifier_carries_its_evaluation(folders):
+    clf = load_classifier(folders / "clf", device="cpu")
+    assert isinstance(clf, NoisyClassifier) and clf.card == {"test_accuracy_by_t": {"0.0": 0.9}}
+    assert clf(torch.zeros(2, *SHAPE), 0.5).shape == (2, 3)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(labels=[3]), r"labels must be in \[0, 2\]"),
+    (dict(labels=[-1]), r"labels must be in"),
+    (dict(labels=[]), "labels must hold 1 to 64"),
+    (dict(labels=[0] * 65), "labels must hold 1 to 64"),
+    (dict(labels=["1"]), "labels must be a list of class indices"),
+    (dict(labels=[True]), "labels must be a list of class indices"),
+    (dict(labels=[0], guidance=float("nan")), "guidance must be a finite number"),
+    (dict(labels=[0], guidance=float("inf")), "guidance must be a finite number"),
+    (dict(labels=[0], guidance=1e9), r"guidance must be in \[-1, 50\]"),
+    (dict(labels=[0], classifier_scale=2.0), "no classifier was given"),
+    (dict(labels=[0], steps=0), "steps must be an integer"),
+    (dict(labels=[0], solver="rk45"), "solver must be one of"),
+])
+def test_bad_requests_are_value_errors_naming_the_problem(folders, kwargs, message):
+    pipe = load_pipeline(folders / "cond", device="cpu")
+    with pytest.raises(ValueError, match=message):
+        pipe(**kwargs)
+
+
+def test_mismatched_models_are_refused(folders):
+    uncond, cond = load_pipeline(folders / "uncond", device="cpu"), load_pipeline(folders / "cond", device="cpu")
+    with pytest.raises(ValueError, match="needs a class-conditional model"):
+        uncond([0], guidance=1.0)
+    with pytest.raises(ValueError, match="needs a classifier to follow labels"):
+        uncond([0])
+    with pytest.raises(ValueError, match="trained on the flow schedule"):
+        cond([0], classifier=tiny_classifier(schedule="flow"), classifier_scale=1.0)
+    with pytest.raises(ValueError, match="has 5 classes, the model 3"):
+        cond([0], classifier=tiny_classifier(num_classes=5), classifier_scale=1.0)
+    with pytest.raises(ValueError, match="takes 1x16x16 images"):
+        cond([0], classifier=tiny_classifier(size=16), classifier_scale=1.0)
+    with pytest.raises(ValueError, match="must be a NoisyClassifier"):
+        cond([0], classifier=lambda x, t: x, classifier_scale=1.0)
+
+
+def test_classifier_guided_sampling_of_the_exact_mixture_draws_one_component():
+    """Sampler-level exactness: the exact mixture denoiser guided (scale 1) by the exact
+    noisy classifier p_t(k | x) must sample component k: its mean and covariance."""
+    gmm, k = mixture(), 1
+    schedule = SCHEDULES["vp-cosine"]
+    d = gmm.denoiser(schedule)
+
+    def grad_log_p_k(x, t):
+        alpha, sigma = (float(v) for v in schedule.alpha_sigma(t[0].double()))
+        with torch.enable_grad():
+            x_in = x.detach().requires_grad_(True)
+            return torch.autograd.grad(torch.log(gmm.responsibilities(x_in, alpha, sigma)[:, k]).sum(), x_in)[0]
+
+    x = sample(classifier_guidance(d, grad_log_p_k, 1.0, schedule), (8000, 2), schedule=schedule, steps=40,
+               solver="heun", spacing="quadratic", seed=0, dtype=torch.float64)
+    comp = GaussianMixture([1.0], gmm.means[k:k + 1], gmm.covs[k:k + 1])
+    se = comp.covs[0].diagonal().sqrt() / np.sqrt(len(x))
+    assert ((x.mean(0) - comp.means[0]).abs() < 4 * se).all()
+    assert torch.allclose(torch.cov(x.T), comp.covs[0], atol=0.01)
+
+
+def test_conditional_and_classifier_trainers_release_loadable_checkpoints(tmp_path):
+    from trainers.classifier import main as train_classifier
+    from trainers.pixels import main as train_unet
+
+    small = ["--steps", "3", "--batch-size", "4", "--warmup", "1"]
+    train_unet(["--class-conditional", "--base-channels", "8", "--num-res-blocks", "1", "--attn-resolutions", "",
+                *small, "--out", str(tmp_path / "run"), "--release", str(tmp_path / "cond")])
+    card = (tmp_path / "cond" / "README.md").read_text()
+    assert "classifier-free-guidance" in card and "--class-conditional" in card
+    train_classifier(["--channels", "8", *small, "--out", str(tmp_path / "run-clf"), "--release", str(tmp_path / "clf")])
+    clf = load_classifier(tmp_path / "clf", device="cpu")
+    assert set(clf.card["test_accuracy_by_t"]) == {"0.0", "0.25", "0.5", "0.75", "0.9"}
+    assert "## Evaluation (trainers/classifier.py)" in (tmp_path / "clf" / "README.md").read_text()
+    pipe = load_pipeline(tmp_path / "cond", device="cpu")
+    assert pipe.num_classes == 10 and pipe.base.denoiser.net.config.label_dropout == 0.1
+    out = pipe([7, 3], steps=3, guidance=1.0, classifier=clf, classifier_scale=1.0)
+    assert out.images.shape == (2, 28, 28, 1)
+
+
+def test_trainer_refuses_unlabelled_data_and_bad_dropout(tmp_path):
+    from trainers.pixels import main as train_unet
+
+    with pytest.raises(ValueError, match="--label-dropout must be in"):
+        train_unet(["--class-conditional", "--label-dropout", "1.5", "--steps", "1", "--out", str(tmp_path / "r")])
