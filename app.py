@@ -8,6 +8,7 @@ import os
 
 import gradio as gr
 
+from ui.guidance_tab import build_guidance_tab
 from ui.pixels_tab import build_pixels_tab
 from ui.schedules_tab import build_schedules_tab
 from ui.toy_tab import build_toy_tab
@@ -24,12 +25,15 @@ def build_app() -> gr.Blocks:
             toy = build_toy_tab()
         with gr.Tab("Unconditional", id="pixels"):
             pixels = build_pixels_tab()
+        with gr.Tab("Guidance", id="guidance"):
+            guidance = build_guidance_tab()
         with gr.Tab("Noise schedules", id="schedules"):
             schedules = build_schedules_tab()
         with gr.Tab("Model zoo", id="zoo"):
             build_zoo_tab()
         # first views drawn when a visitor opens the page
-        for fn, inputs, output in (toy["forward"], toy["schedule"], toy["field"], pixels["info"], schedules):
+        for fn, inputs, output in (toy["forward"], toy["schedule"], toy["field"], pixels["info"], guidance["info"],
+                                  schedules):
             demo.load(fn, inputs, output, api_name=False)
     return demo
 

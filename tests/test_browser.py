@@ -96,3 +96,19 @@ def test_sample_digits_on_the_unconditional_tab(page):
     assert page.locator("#px-grid img").count() > 0 and page.locator("#px-preview img").count() > 0
     assert page.locator("#px-download a").count() > 0  # the PNG download link
     page.screenshot(path=str(ARTIFACTS / "pixels_tab.png"), full_page=True)
+
+
+def test_guided_digits_and_a_sweep_on_the_guidance_tab(page):
+    page.reload()
+    page.get_by_role("tab", name="Guidance").click()
+    page.wait_for_selector("#gd-sample", state="visible")
+    page.wait_for_function("document.querySelector('#gd-info').innerText.includes('class-conditional')",
+                           timeout=60_000)
+    page.click("#gd-sample")
+    page.wait_for_function("document.querySelector('#gd-status').innerText.includes('NFE')", timeout=120_000)
+    page.wait_for_selector("#gd-grid img", timeout=30_000)
+    page.click("#gd-sweep")
+    page.wait_for_selector("#gd-sweep-plot img", timeout=120_000)
+    wait_idle(page, timeout=120_000)
+    assert "network passes" in page.locator("#gd-status").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "guidance_tab.png"), full_page=True)

@@ -147,3 +147,16 @@ def figure_image(fig, dpi: int = 100):
     fig.savefig(buf, format="png", dpi=dpi)
     buf.seek(0)
     return Image.open(buf).convert("RGB")
+
+
+def image_rows_figure(rows, title: str):
+    """One image strip per row, each labelled on the left: [(label, PIL image)]."""
+    fig, axes = subplots(len(rows), 1, figsize=(8, 1.0 + 0.95 * len(rows)), squeeze=False)
+    for ax, (label, image) in zip(axes[:, 0], rows):
+        ax.imshow(np.asarray(image), cmap="gray", vmin=0, vmax=255, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

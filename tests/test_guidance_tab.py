@@ -1,0 +1,89 @@
+"""The Guidance tab through gradio_client: streamed previews, the per-class grid, the sweep,
+the classifier's verdict and bad values. The registry's mnist-cond, mnist and
+mnist-classifier entries point at tiny checkpoints (3 classes, 8x8 images) the test writes."""
+import dataclasses
+
+import pytest
+import torch
+from gradio_client import Client
+from PIL import Image
+
+from servers.app_server import running_app
+from zoo import hub, registry
+from zoo.diffusion import DiffusionConfig
+from zoo.nets.classifier import Classifier
+from zoo.nets.unet import UNet
+
+ARGS = dict(model="mnist-cond", classifier="none", classes=["0", "2"], per_class=3, guidance=2.0, scale=0.0,
+            solver="dpmpp_2m", steps=12, spacing="logsnr", seed=3)
+
+
+def write_tiny(folder, net, arch, schedule="vp-cosine"):
+    hub.save_checkpoint(folder, net, arch, net.config, DiffusionConfig(schedule=schedule, parameterisation="v"),
+                        card=hub.CardInfo(title=folder.name))
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    torch.manual_seed(0)
+    unet = dict(image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=())
+    write_tiny(root / "cond", UNet(UNet.Config(num_classes=3, **unet)), "unet")
+    write_tiny(root / "uncond", UNet(UNet.Config(**unet)), "unet")
+    write_tiny(root / "clf", Classifier(Classifier.Config(image_size=8, num_classes=3, channels=8)), "classifier")
+    where = {"mnist-cond": "cond", "mnist": "uncond", "mnist-classifier": "clf"}
+    entries = [dataclasses.replace(e, bundled_path=str(root / where[e.name])) if e.name in where else e
+               for e in registry.ENTRIES]
+    patch = pytest.MonkeyPatch()
+    patch.setattr(registry, "ENTRIES", entries)
+    patch.setattr("ui.guidance_tab.PREVIEW_INTERVAL", 0.0)
+    try:
+        with running_app() as url:
+            yield Client(url, verbose=False)
+    finally:
+        patch.undo()
+
+
+def test_sampling_streams_previews_then_one_row_per_class(client):
+    updates = list(client.submit(*ARGS.values(), api_name="/guidance_sample"))
+    assert len([u for u in updates if u[0]]) >= 2  # live x_t | x0_hat
+    _, grid, status = updates[-1]
+    assert "6 images" in status and "NFE **12** (24 network passes)" in status and "w = 2" in status
+    width, height = Image.open(grid).size
+    assert width > height  # 3 per row, 2 rows
+
+
+def test_classifier_guidance_reports_the_classifiers_verdict(client):
+    args = {**ARGS, "classifier": "mnist-classifier", "scale": 2.0, "guidance": 0.0}
+    status = client.predict(*args.values(), api_name="/guidance_sample")[2]
+    assert "NFE **12** (12 network passes)" in status and "/6** samples their requested class" in status
+    status = client.predict(*{**args, "model": "mnist"}.values(), api_name="/guidance_sample")[2]
+    assert "classifier scale 2" in status  # classifier guidance of the unconditional model
+
+
+def test_sweep_is_a_figure(client):
+    value = client.predict(*ARGS.values(), api_name="/guidance_sweep")
+    assert isinstance(value, dict) and value.get("type") == "matplotlib"
+
+
+def test_info_names_the_kind_of_model(client):
+    assert "class-conditional (3 classes)" in client.predict("mnist-cond", "none", api_name="/guidance_info")
+    text = client.predict("mnist", "mnist-classifier", api_name="/guidance_info")
+    assert "classifier guidance only" in text and "mnist-classifier" in text
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"classes": []}, "pick at least one class"),
+    ({"classes": ["7"]}, r"labels must be in \[0, 2\]"),
+    ({"model": "mnist"}, "needs a class-conditional model"),
+    ({"model": "mnist", "guidance": 0.0}, "needs a classifier to follow labels"),
+    ({"model": "cifar10"}, "trainers.pixels --dataset cifar10"),
+    ({"per_class": 40}, "samples per class must be|greater than maximum"),
+    ({"guidance": 1e9}, "guidance w must be|greater than maximum"),
+    ({"scale": 2.0}, "no classifier was given"),
+    ({"steps": 0}, "steps must be in|less than minimum"),
+])
+def test_bad_values_get_a_message_and_the_server_keeps_serving(client, change, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*{**ARGS, **change}.values(), api_name="/guidance_sample")
+    assert "mnist-cond" in client.predict("mnist-cond", "none", api_name="/guidance_info")

@@ -1,0 +1,180 @@
+"""Guidance tab: class-conditional sampling with classifier-free guidance (w slider) and
+classifier guidance (scale slider), one row per chosen class, and a sweep that shows the
+same seeds at growing guidance strength. Layout and wiring only; the work is in
+zoo.conditional."""
+import gradio as gr
+import torch
+
+import zoo
+from ui import plots
+from ui.errors import as_float, as_int, friendly
+from ui.pixels_tab import MAX_UI_STEPS, PREVIEW_INTERVAL, preview_image, upscaled
+from ui.streaming import stream_sampling
+from zoo import registry
+from zoo.conditional import GuidedPipeline
+from zoo.diffusion import SOLVERS, SPACINGS
+from zoo.pixels import MAX_BATCH, PixelPipeline, grid_image
+
+CLASSES = [str(k) for k in range(10)]
+MAX_UI_GUIDANCE = 10.0
+MAX_UI_CLASSIFIER_SCALE = 20.0
+SWEEP = (0.0, 1.0, 2.0, 4.0, 8.0)
+NO_CLASSIFIER = "none"
+THEORY = r"""
+**Classifier guidance** (Dhariwal & Nichol 2021): Bayes' rule on the noisy data,
+$\nabla_{x_t}\log p(x_t\mid y) = \nabla_{x_t}\log p(x_t) + \nabla_{x_t}\log p(y\mid x_t)$,
+with the second term from a classifier trained on noisy $x_t$ and scaled by $s$:
+$\hat x_0 \mathrel{+}= s\,\frac{\sigma_t^2}{\alpha_t}\nabla_{x_t}\log p(y\mid x_t)$. It also steers an unconditional model.
+
+**Classifier-free guidance** (Ho & Salimans 2022): one network learns $D(x_t\mid y)$ and, with the label dropped
+10% of the time, $D(x_t\mid\varnothing)$; then $D_w = (1+w)\,D(x_t\mid y) - w\,D(x_t\mid\varnothing)$.
+$w = 0$ is the plain conditional model; each step costs two network passes.
+"""
+
+
+def guided_models() -> list:
+    """Class-conditional models first (both guidances), then unconditional ones."""
+    entries = zoo.list_models()
+    return [e.name for task in ("class-conditional", "unconditional") for e in entries if e.task == task]
+
+
+def classifier_names() -> list:
+    return [NO_CLASSIFIER] + [e.name for e in zoo.list_models() if e.task == "classifier"]
+
+
+def load_guided(model: str) -> GuidedPipeline:
+    if model not in guided_models():
+        raise ValueError(f"model must be one of {guided_models()}, got {model!r}")
+    pipe = zoo.load(model)
+    return GuidedPipeline(pipe) if isinstance(pipe, PixelPipeline) else pipe
+
+
+def load_classifier(name: str):
+    if name not in classifier_names():
+        raise ValueError(f"classifier must be one of {classifier_names()}, got {name!r}")
+    return None if name == NO_CLASSIFIER else zoo.load(name)
+
+
+@friendly
+def model_info(model, classifier):
+    pipe = load_guided(model)
+    kind = (f"class-conditional ({pipe.num_classes} classes): both kinds of guidance" if pipe.num_classes else
+            "unconditional: classifier guidance only (set w to 0 and pick a classifier)")
+    text = f"**{model}** ({registry.source(model)}): {pipe.description} · {kind}"
+    clf = load_classifier(classifier)
+    if clf is not None:
+        accuracy = clf.card.get("test_accuracy_by_t", {})
+        acc = ", ".join(f"t={t}: {a:.0%}" for t, a in accuracy.items())
+        text += f"\n\n**{classifier}**: held-out accuracy on noisy digits {acc or '(not measured)'}"
+    return text
+
+
+def _check(digits, per_class, guidance, scale, solver, steps, spacing, seed):
+    if not digits or not set(digits) <= set(CLASSES):
+        raise ValueError(f"pick at least one class of {CLASSES}, got {digits!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"step spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
+    per_class = as_int(per_class, "samples per class", 1, MAX_BATCH // len(digits))
+    labels = [int(d) for d in sorted(digits, key=int) for _ in range(per_class)]
+    return (labels, per_class, as_float(guidance, "guidance w", 0.0, MAX_UI_GUIDANCE),
+            as_float(scale, "classifier scale", 0.0, MAX_UI_CLASSIFIER_SCALE), as_int(steps, "steps", 1, MAX_UI_STEPS),
+            as_int(seed, "seed", 0, 2**31 - 1))
+
+
+def agreement(classifier, images) -> torch.Tensor:
+    """The classifier's verdict on the finished samples (t = 0)."""
+    x = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    with torch.no_grad():
+        return classifier(x.to(next(classifier.parameters()).device), 0.0).argmax(1).cpu()
+
+
+def _verdict(classifier, name, images, labels, scale) -> str:
+    if classifier is None:
+        return ""
+    hits = int((agreement(classifier, images) == torch.tensor(labels)).sum())
+    note = " (the classifier that guided them: a lenient judge)" if scale > 0 else ""
+    return f" · {name} calls **{hits}/{len(labels)}** samples their requested class{note}"
+
+
+@friendly
+def on_sample(model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed):
+    """Streams (preview, grid, status)."""
+    labels, per_class, guidance, scale, steps, seed = _check(digits, per_class, guidance, scale, solver, steps,
+                                                            spacing, seed)
+    pipe, clf = load_guided(model), load_classifier(classifier)
+    yield None, None, f"sampling {len(labels)} images with {solver}, {steps} steps ..."
+
+    def run(callback):
+        return pipe(labels, steps=steps, solver=solver, seed=seed, spacing=spacing, guidance=guidance,
+                    classifier=clf, classifier_scale=scale, callback=callback)
+
+    for kind, value in stream_sampling(run, PREVIEW_INTERVAL):
+        if kind == "progress":
+            status = f"step {value.step + 1}/{steps} · t = {value.t:.3f} · left: x_t, right: predicted x0_hat"
+            yield preview_image(pipe.schedule, value), gr.skip(), status
+    out = value
+    status = (f"**{len(labels)} images**, one row per class · w = {guidance:g}, classifier scale {scale:g} · "
+              f"{solver}, {steps} steps ({spacing}) · NFE **{out.nfe}** ({out.network_calls} network passes) · "
+              f"**{out.seconds:.2f} s**" + _verdict(clf, classifier, out.images, labels, scale))
+    yield gr.skip(), upscaled(grid_image(out.images, nrow=per_class)), status
+
+
+@friendly
+def on_sweep(model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed):
+    """The first chosen class at each strength of SWEEP, same seeds: CFG w for a
+    class-conditional model, the classifier scale otherwise."""
+    labels, per_class, _, scale, steps, seed = _check(digits, per_class, guidance, scale, solver, steps, spacing,
+                                                      seed)
+    pipe, clf = load_guided(model), load_classifier(classifier)
+    n = max(per_class, 6)
+    name = "w" if pipe.num_classes else "classifier scale"
+    rows = []
+    for value in SWEEP:
+        kw = dict(guidance=value, classifier_scale=scale) if pipe.num_classes else dict(classifier_scale=value)
+        out = pipe([labels[0]] * n, steps=steps, solver=solver, seed=seed, spacing=spacing, classifier=clf, **kw)
+        rows.append((f"{name} = {value:g}", grid_image(out.images, nrow=n)))
+    return plots.image_rows_figure(rows, f"class {labels[0]}: the same {n} seeds as the {name} grows")
+
+
+def build_guidance_tab():
+    """The Guidance tab's components and events (inside an open gr.Blocks / gr.Tab)."""
+    models, classifiers = guided_models(), classifier_names()
+    gr.Markdown("Class-conditional sampling. Pick classes, a guidance strength and a solver; **Sweep** shows what "
+                "guidance does to the same seeds.")
+    with gr.Row():
+        with gr.Column(scale=1, min_width=300):
+            model = gr.Dropdown(models, value=models[0], label="model", elem_id="gd-model")
+            classifier = gr.Dropdown(classifiers, value=NO_CLASSIFIER, label="classifier (for classifier guidance)",
+                                     elem_id="gd-classifier")
+            info = gr.Markdown("", elem_id="gd-info")
+            digits = gr.CheckboxGroup(CLASSES, value=CLASSES, label="classes (one row each)", elem_id="gd-classes")
+            per_class = gr.Slider(1, MAX_BATCH // len(CLASSES), value=6, step=1, label="samples per class",
+                                  elem_id="gd-per-class")
+            guidance = gr.Slider(0.0, MAX_UI_GUIDANCE, value=2.0, step=0.25, label="classifier-free guidance w",
+                                 elem_id="gd-w")
+            scale = gr.Slider(0.0, MAX_UI_CLASSIFIER_SCALE, value=0.0, step=0.5, label="classifier guidance scale s",
+                              elem_id="gd-scale")
+            solver = gr.Dropdown(sorted(SOLVERS), value="dpmpp_2m", label="solver", elem_id="gd-solver")
+            steps = gr.Slider(1, MAX_UI_STEPS, value=20, step=1, label="steps", elem_id="gd-steps")
+            spacing = gr.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="gd-spacing")
+            seed = gr.Number(0, precision=0, label="seed", elem_id="gd-seed")
+            with gr.Row():
+                run_btn = gr.Button("Sample", variant="primary", elem_id="gd-sample")
+                sweep_btn = gr.Button("Sweep", elem_id="gd-sweep")
+                stop_btn = gr.Button("Stop", variant="stop", elem_id="gd-stop")
+        with gr.Column(scale=3):
+            status = gr.Markdown("", elem_id="gd-status")
+            with gr.Row():
+                preview = gr.Image(label="live: x_t | x0_hat", type="pil", elem_id="gd-preview", height=360)
+                grid = gr.Image(label="samples (one row per class)", type="pil", elem_id="gd-grid", height=360)
+            sweep_plot = gr.Plot(show_label=False, elem_id="gd-sweep-plot")
+            gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}], elem_id="gd-theory")
+    inputs = [model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed]
+    event = run_btn.click(on_sample, inputs, [preview, grid, status], api_name="guidance_sample", concurrency_limit=1)
+    sweep = sweep_btn.click(on_sweep, inputs, sweep_plot, api_name="guidance_sweep", concurrency_limit=1)
+    stop_btn.click(None, None, None, cancels=[event, sweep])
+    for box in (model, classifier):
+        box.change(model_info, [model, classifier], info, api_name="guidance_info" if box is model else False)
+    return {"info": (model_info, [model, classifier], info)}
