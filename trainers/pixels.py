@@ -102,7 +102,8 @@ def card_for(args, data, config: UNet.Config) -> CardInfo:
 
 def main(argv=None):
     args = parse_args(argv)
-    args.out = args.out or f"runs/pixels-{Path(args.dataset).name}"
+    # conditional and unconditional runs on one data set keep separate checkpoints (--resume)
+    args.out = args.out or f"runs/pixels-{Path(args.dataset).name}{'-cond' if args.class_conditional else ''}"
     cfg = loop_config(args)
     data = load_images(args.dataset, "train")
     config = net_config(args, data)
