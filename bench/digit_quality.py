@@ -12,7 +12,6 @@
    2020, discrete pixels: bin width 2/255 on [-1, 1]).
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import zoo  # noqa: E402
+from report import write_report  # noqa: E402
 from zoo.data.images import load_images  # noqa: E402
 from zoo.diffusion.likelihood import bits_per_dim, vlb_nats  # noqa: E402
 from zoo.nets.classifier import Classifier  # noqa: E402
@@ -122,11 +122,7 @@ def main():
     args = ap.parse_args()
     r = run(args.n)
     text = markdown(r)
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "digit_quality.md").write_text(text)
-    (out / "digit_quality.json").write_text(json.dumps(r, indent=2))
-    print(text)
+    write_report("digit_quality", r, text)
     if args.update_card:
         update_card(ROOT / "weights" / "mnist", r, text)
 

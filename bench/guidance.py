@@ -13,7 +13,6 @@ on clean digits; not the noise-aware classifier that guides):
   first two and lower the third (Ho & Salimans 2022, Fig. 1; Dhariwal & Nichol 2021).
 """
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 import zoo  # noqa: E402
+from report import write_report  # noqa: E402
 from digit_quality import classify, train_classifier  # noqa: E402
 from zoo.conditional import GuidedPipeline  # noqa: E402
 from zoo.data.images import load_images  # noqa: E402
@@ -98,11 +98,7 @@ def main():
     args = ap.parse_args()
     r = run(args.per_class)
     text = markdown(r)
-    out = ROOT / "bench" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "guidance.md").write_text(text)
-    (out / "guidance.json").write_text(json.dumps(r, indent=2))
-    print(text)
+    write_report("guidance", r, text)
     if args.update_card:
         from zoo.hub import record_evaluation
 

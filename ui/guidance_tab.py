@@ -8,11 +8,11 @@ import torch
 import zoo
 from ui import plots
 from ui.errors import as_float, as_int, friendly
-from ui.pixels_tab import MAX_UI_STEPS, PREVIEW_INTERVAL, preview_image, upscaled
+from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
+                              upscaled)
 from ui.streaming import stream_sampling
 from zoo import registry
 from zoo.conditional import GuidedPipeline
-from zoo.diffusion import SOLVERS, SPACINGS
 from zoo.pixels import MAX_BATCH, PixelPipeline, grid_image
 
 CLASSES = [str(k) for k in range(10)]
@@ -72,14 +72,11 @@ def model_info(model, classifier):
 def _check(digits, per_class, guidance, scale, solver, steps, spacing, seed):
     if not digits or not set(digits) <= set(CLASSES):
         raise ValueError(f"pick at least one class of {CLASSES}, got {digits!r}")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-    if spacing not in SPACINGS:
-        raise ValueError(f"step spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
+    steps = check_sampler(solver, steps, spacing)
     per_class = as_int(per_class, "samples per class", 1, MAX_BATCH // len(digits))
     labels = [int(d) for d in sorted(digits, key=int) for _ in range(per_class)]
     return (labels, per_class, as_float(guidance, "guidance w", 0.0, MAX_UI_GUIDANCE),
-            as_float(scale, "classifier scale", 0.0, MAX_UI_CLASSIFIER_SCALE), as_int(steps, "steps", 1, MAX_UI_STEPS),
+            as_float(scale, "classifier scale", 0.0, MAX_UI_CLASSIFIER_SCALE), steps,
             as_int(seed, "seed", 0, 2**31 - 1))
 
 
@@ -156,19 +153,14 @@ def build_guidance_tab():
                                  elem_id="gd-w")
             scale = gr.Slider(0.0, MAX_UI_CLASSIFIER_SCALE, value=0.0, step=0.5, label="classifier guidance scale s",
                               elem_id="gd-scale")
-            solver = gr.Dropdown(sorted(SOLVERS), value="dpmpp_2m", label="solver", elem_id="gd-solver")
-            steps = gr.Slider(1, MAX_UI_STEPS, value=20, step=1, label="steps", elem_id="gd-steps")
-            spacing = gr.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="gd-spacing")
+            solver, steps, spacing = sampler_controls("gd")
             seed = gr.Number(0, precision=0, label="seed", elem_id="gd-seed")
             with gr.Row():
                 run_btn = gr.Button("Sample", variant="primary", elem_id="gd-sample")
                 sweep_btn = gr.Button("Sweep", elem_id="gd-sweep")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="gd-stop")
         with gr.Column(scale=3):
-            status = gr.Markdown("", elem_id="gd-status")
-            with gr.Row():
-                preview = gr.Image(label="live: x_t | x0_hat", type="pil", elem_id="gd-preview", height=360)
-                grid = gr.Image(label="samples (one row per class)", type="pil", elem_id="gd-grid", height=360)
+            status, preview, grid = image_outputs("gd", "samples (one row per class)")
             sweep_plot = gr.Plot(show_label=False, elem_id="gd-sweep-plot")
             gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}], elem_id="gd-theory")
     inputs = [model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed]

@@ -7,42 +7,21 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import torch
-from PIL import Image
 
 import zoo
 from ui import plots
 from ui.errors import as_float, as_int, friendly
+from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
+                              upscaled)
 from ui.streaming import stream_sampling
 from zoo import registry
-from zoo.diffusion import SOLVERS, SPACINGS, get_schedule
-from zoo.pixels import MAX_BATCH, grid_image, png_with_parameters, to_uint8
+from zoo.pixels import MAX_BATCH, grid_image, png_with_parameters
 
-MAX_UI_STEPS = 1000
-PREVIEW_IMAGES = 16
-PREVIEW_INTERVAL = 0.3  # seconds between live previews
 DOWNLOADS = Path(tempfile.gettempdir()) / "zoo-downloads"
 
 
 def unconditional_models() -> list:
     return [e.name for e in zoo.list_models() if e.task == "unconditional"]
-
-
-def upscaled(image, width: int = 420):
-    """Nearest-neighbour upscaling: 28-pixel digits stay crisp on screen."""
-    k = max(1, width // image.width)
-    return image.resize((image.width * k, image.height * k), resample=0)
-
-
-def preview_image(schedule: str, progress) -> Image.Image:
-    """x_t (rescaled to unit variance, so noise is visible) beside x0_hat, for the first images."""
-    alpha, sigma = (float(v) for v in get_schedule(schedule).alpha_sigma(torch.tensor(progress.t, dtype=torch.float64)))
-    x_t = progress.x_t[:PREVIEW_IMAGES] / (alpha**2 + sigma**2) ** 0.5
-    x0 = progress.x0_hat[:PREVIEW_IMAGES]
-    left, right = grid_image(to_uint8(x_t)), grid_image(to_uint8(x0))
-    gap = np.full((left.height, 12, *np.asarray(left).shape[2:]), 255, np.uint8)
-    both = np.concatenate([np.asarray(left), gap, np.asarray(right)], axis=1)
-    return upscaled(Image.fromarray(both), 640)
 
 
 @friendly
@@ -65,11 +44,7 @@ def model_info(name):
 def _check(model, solver, steps, spacing, eta, seed, batch):
     if model not in unconditional_models():
         raise ValueError(f"model must be one of {unconditional_models()}, got {model!r}")
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-    if spacing not in SPACINGS:
-        raise ValueError(f"step spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
-    return (as_int(steps, "steps", 1, MAX_UI_STEPS), as_float(eta, "eta", 0.0, 1.0),
+    return (check_sampler(solver, steps, spacing), as_float(eta, "eta", 0.0, 1.0),
             as_int(seed, "seed", 0, 2**31 - 1), as_int(batch, "batch size", 1, MAX_BATCH))
 
 
@@ -114,9 +89,7 @@ def build_pixels_tab():
         with gr.Column(scale=1, min_width=280):
             model = gr.Dropdown(models, value=models[0], label="model", elem_id="px-model")
             info = gr.Markdown("", elem_id="px-info")
-            solver = gr.Dropdown(sorted(SOLVERS), value="dpmpp_2m", label="solver", elem_id="px-solver")
-            steps = gr.Slider(1, MAX_UI_STEPS, value=20, step=1, label="steps", elem_id="px-steps")
-            spacing = gr.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="px-spacing")
+            solver, steps, spacing = sampler_controls("px")
             eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (ddim only)", elem_id="px-eta")
             seed = gr.Number(0, precision=0, label="seed", elem_id="px-seed")
             batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="batch size", elem_id="px-batch")
@@ -124,10 +97,7 @@ def build_pixels_tab():
                 run_btn = gr.Button("Sample", variant="primary", elem_id="px-sample")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="px-stop")
         with gr.Column(scale=3):
-            status = gr.Markdown("", elem_id="px-status")
-            with gr.Row():
-                preview = gr.Image(label="live: x_t | x0_hat", type="pil", elem_id="px-preview", height=360)
-                grid = gr.Image(label="samples", type="pil", elem_id="px-grid", height=360)
+            status, preview, grid = image_outputs("px", "samples")
             download = gr.File(label="PNG with the generation parameters", elem_id="px-download")
             schedule_plot = gr.Plot(show_label=False, elem_id="px-schedule")
     event = run_btn.click(on_sample, [model, solver, steps, spacing, eta, seed, batch],

@@ -1,0 +1,56 @@
+"""What the image tabs (Unconditional, Guidance) share: the sampler inputs, the live
+x_t | x0_hat preview and the output images. Layout only."""
+import gradio as gr
+import numpy as np
+import torch
+from PIL import Image
+
+from ui.errors import as_int
+from zoo.diffusion import SOLVERS, SPACINGS, get_schedule
+from zoo.pixels import grid_image, to_uint8
+
+MAX_UI_STEPS = 1000
+PREVIEW_IMAGES = 16
+PREVIEW_INTERVAL = 0.3  # seconds between live previews
+
+
+def upscaled(image, width: int = 420):
+    """Nearest-neighbour upscaling: 28-pixel digits stay crisp on screen."""
+    k = max(1, width // image.width)
+    return image.resize((image.width * k, image.height * k), resample=0)
+
+
+def preview_image(schedule: str, progress) -> Image.Image:
+    """x_t (rescaled to unit variance, so noise is visible) beside x0_hat, for the first images."""
+    alpha, sigma = (float(v) for v in get_schedule(schedule).alpha_sigma(torch.tensor(progress.t, dtype=torch.float64)))
+    x_t = progress.x_t[:PREVIEW_IMAGES] / (alpha**2 + sigma**2) ** 0.5
+    x0 = progress.x0_hat[:PREVIEW_IMAGES]
+    left, right = grid_image(to_uint8(x_t)), grid_image(to_uint8(x0))
+    gap = np.full((left.height, 12, *np.asarray(left).shape[2:]), 255, np.uint8)
+    both = np.concatenate([np.asarray(left), gap, np.asarray(right)], axis=1)
+    return upscaled(Image.fromarray(both), 640)
+
+
+def sampler_controls(prefix: str, solver: str = "dpmpp_2m", steps: int = 20, spacing: str = "logsnr"):
+    """The solver, steps and step-spacing inputs (elem_ids prefix-solver, -steps, -spacing)."""
+    return (gr.Dropdown(sorted(SOLVERS), value=solver, label="solver", elem_id=f"{prefix}-solver"),
+            gr.Slider(1, MAX_UI_STEPS, value=steps, step=1, label="steps", elem_id=f"{prefix}-steps"),
+            gr.Dropdown(sorted(SPACINGS), value=spacing, label="step spacing", elem_id=f"{prefix}-spacing"))
+
+
+def check_sampler(solver, steps, spacing) -> int:
+    """Validates the sampler inputs; returns steps as an int."""
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"step spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
+    return as_int(steps, "steps", 1, MAX_UI_STEPS)
+
+
+def image_outputs(prefix: str, grid_label: str):
+    """Status line, then the live preview beside the final grid: (status, preview, grid)."""
+    status = gr.Markdown("", elem_id=f"{prefix}-status")
+    with gr.Row():
+        preview = gr.Image(label="live: x_t | x0_hat", type="pil", elem_id=f"{prefix}-preview", height=360)
+        grid = gr.Image(label=grid_label, type="pil", elem_id=f"{prefix}-grid", height=360)
+    return status, preview, grid
