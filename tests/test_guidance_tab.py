@@ -2,6 +2,7 @@
 the classifier's verdict and bad values. The registry's mnist-cond, mnist and
 mnist-classifier entries point at tiny checkpoints (3 classes, 8x8 images) the test writes."""
 import dataclasses
+import re
 
 import pytest
 import torch
@@ -15,7 +16,7 @@ from zoo.nets.classifier import Classifier
 from zoo.nets.unet import UNet
 
 ARGS = dict(model="mnist-cond", classifier="none", classes=["0", "2"], per_class=3, guidance=2.0, scale=0.0,
-            solver="dpmpp_2m", steps=12, spacing="logsnr", seed=3)
+            solver="dpmpp_2m", steps=12, spacing="logsnr", seed=3, t_lo=0.0, t_hi=1.0)
 
 
 def write_tiny(folder, net, arch, schedule="vp-cosine"):
@@ -53,6 +54,12 @@ def test_sampling_streams_previews_then_one_row_per_class(client):
     assert width > height  # 3 per row, 2 rows
 
 
+def test_a_guidance_interval_saves_network_passes(client):
+    status = client.predict(*{**ARGS, "t_lo": 0.2, "t_hi": 0.6}.values(), api_name="/guidance_sample")[2]
+    passes = int(re.search(r"\((\d+) network passes\)", status).group(1))
+    assert 12 < passes < 24 and "for t in [0.2, 0.6]" in status
+
+
 def test_classifier_guidance_reports_the_classifiers_verdict(client):
     args = {**ARGS, "classifier": "mnist-classifier", "scale": 2.0, "guidance": 0.0}
     status = client.predict(*args.values(), api_name="/guidance_sample")[2]
@@ -82,6 +89,7 @@ def test_info_names_the_kind_of_model(client):
     ({"guidance": 1e9}, "guidance w must be|greater than maximum"),
     ({"scale": 2.0}, "no classifier was given"),
     ({"steps": 0}, "steps must be in|less than minimum"),
+    ({"t_lo": 0.8, "t_hi": 0.2}, "must have from <= up to"),
 ])
 def test_bad_values_get_a_message_and_the_server_keeps_serving(client, change, message):
     with pytest.raises(Exception, match=message):

@@ -69,15 +69,19 @@ def model_info(model, classifier):
     return text
 
 
-def _check(digits, per_class, guidance, scale, solver, steps, spacing, seed):
+def _request(digits, per_class, guidance, scale, solver, steps, spacing, seed, t_lo, t_hi) -> dict:
+    """The UI values, checked, as keyword arguments of GuidedPipeline (plus per_class)."""
     if not digits or not set(digits) <= set(CLASSES):
         raise ValueError(f"pick at least one class of {CLASSES}, got {digits!r}")
     steps = check_sampler(solver, steps, spacing)
     per_class = as_int(per_class, "samples per class", 1, MAX_BATCH // len(digits))
-    labels = [int(d) for d in sorted(digits, key=int) for _ in range(per_class)]
-    return (labels, per_class, as_float(guidance, "guidance w", 0.0, MAX_UI_GUIDANCE),
-            as_float(scale, "classifier scale", 0.0, MAX_UI_CLASSIFIER_SCALE), steps,
-            as_int(seed, "seed", 0, 2**31 - 1))
+    t_lo, t_hi = as_float(t_lo, "guidance from t", 0.0, 1.0), as_float(t_hi, "guidance up to t", 0.0, 1.0)
+    if t_lo > t_hi:
+        raise ValueError(f"the guidance interval must have from <= up to, got [{t_lo}, {t_hi}]")
+    return dict(labels=[int(d) for d in sorted(digits, key=int) for _ in range(per_class)], per_class=per_class,
+                guidance=as_float(guidance, "guidance w", 0.0, MAX_UI_GUIDANCE), solver=solver, steps=steps,
+                classifier_scale=as_float(scale, "classifier scale", 0.0, MAX_UI_CLASSIFIER_SCALE), spacing=spacing,
+                seed=as_int(seed, "seed", 0, 2**31 - 1), interval=None if (t_lo, t_hi) == (0.0, 1.0) else (t_lo, t_hi))
 
 
 def agreement(classifier, images) -> torch.Tensor:
@@ -96,43 +100,41 @@ def _verdict(classifier, name, images, labels, scale) -> str:
 
 
 @friendly
-def on_sample(model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed):
-    """Streams (preview, grid, status)."""
-    labels, per_class, guidance, scale, steps, seed = _check(digits, per_class, guidance, scale, solver, steps,
-                                                            spacing, seed)
-    pipe, clf = load_guided(model), load_classifier(classifier)
-    yield None, None, f"sampling {len(labels)} images with {solver}, {steps} steps ..."
+def on_sample(model, classifier, *values):
+    """Streams (preview, grid, status); values as in `_request`."""
+    req = _request(*values)
+    pipe, clf, per_class = load_guided(model), load_classifier(classifier), req.pop("per_class")
+    n, steps = len(req["labels"]), req["steps"]
+    yield None, None, f"sampling {n} images with {req['solver']}, {steps} steps ..."
 
     def run(callback):
-        return pipe(labels, steps=steps, solver=solver, seed=seed, spacing=spacing, guidance=guidance,
-                    classifier=clf, classifier_scale=scale, callback=callback)
+        return pipe(classifier=clf, callback=callback, **req)
 
     for kind, value in stream_sampling(run, PREVIEW_INTERVAL):
         if kind == "progress":
             status = f"step {value.step + 1}/{steps} · t = {value.t:.3f} · left: x_t, right: predicted x0_hat"
             yield preview_image(pipe.schedule, value), gr.skip(), status
-    out = value
-    status = (f"**{len(labels)} images**, one row per class · w = {guidance:g}, classifier scale {scale:g} · "
-              f"{solver}, {steps} steps ({spacing}) · NFE **{out.nfe}** ({out.network_calls} network passes) · "
-              f"**{out.seconds:.2f} s**" + _verdict(clf, classifier, out.images, labels, scale))
+    out, where = value, f" for t in {list(req['interval'])}" if req["interval"] else ""
+    status = (f"**{n} images**, one row per class · w = {req['guidance']:g}, classifier scale "
+              f"{req['classifier_scale']:g}{where} · {req['solver']}, {steps} steps ({req['spacing']}) · NFE "
+              f"**{out.nfe}** ({out.network_calls} network passes) · **{out.seconds:.2f} s**"
+              + _verdict(clf, classifier, out.images, req["labels"], req["classifier_scale"]))
     yield gr.skip(), upscaled(grid_image(out.images, nrow=per_class)), status
 
 
 @friendly
-def on_sweep(model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed):
+def on_sweep(model, classifier, *values):
     """The first chosen class at each strength of SWEEP, same seeds: CFG w for a
     class-conditional model, the classifier scale otherwise."""
-    labels, per_class, _, scale, steps, seed = _check(digits, per_class, guidance, scale, solver, steps, spacing,
-                                                      seed)
-    pipe, clf = load_guided(model), load_classifier(classifier)
-    n = max(per_class, 6)
+    req = _request(*values)
+    pipe, clf, per_class = load_guided(model), load_classifier(classifier), req.pop("per_class")
+    n, label = max(per_class, 6), req["labels"][0]
     name = "w" if pipe.num_classes else "classifier scale"
     rows = []
     for value in SWEEP:
-        kw = dict(guidance=value, classifier_scale=scale) if pipe.num_classes else dict(classifier_scale=value)
-        out = pipe([labels[0]] * n, steps=steps, solver=solver, seed=seed, spacing=spacing, classifier=clf, **kw)
-        rows.append((f"{name} = {value:g}", grid_image(out.images, nrow=n)))
-    return plots.image_rows_figure(rows, f"class {labels[0]}: the same {n} seeds as the {name} grows")
+        req.update(labels=[label] * n, **({"guidance": value} if pipe.num_classes else {"classifier_scale": value}))
+        rows.append((f"{name} = {value:g}", grid_image(pipe(classifier=clf, **req).images, nrow=n)))
+    return plots.image_rows_figure(rows, f"class {label}: the same {n} seeds as the {name} grows")
 
 
 def build_guidance_tab():
@@ -155,6 +157,10 @@ def build_guidance_tab():
                               elem_id="gd-scale")
             solver, steps, spacing = sampler_controls("gd")
             seed = gr.Number(0, precision=0, label="seed", elem_id="gd-seed")
+            with gr.Accordion("classifier-free guidance only in an interval of t (Kynkaanniemi et al. 2024)",
+                              open=False):
+                t_lo = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="guide from t", elem_id="gd-t-lo")
+                t_hi = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="guide up to t", elem_id="gd-t-hi")
             with gr.Row():
                 run_btn = gr.Button("Sample", variant="primary", elem_id="gd-sample")
                 sweep_btn = gr.Button("Sweep", elem_id="gd-sweep")
@@ -163,7 +169,7 @@ def build_guidance_tab():
             status, preview, grid = image_outputs("gd", "samples (one row per class)")
             sweep_plot = gr.Plot(show_label=False, elem_id="gd-sweep-plot")
             gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}], elem_id="gd-theory")
-    inputs = [model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed]
+    inputs = [model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed, t_lo, t_hi]
     event = run_btn.click(on_sample, inputs, [preview, grid, status], api_name="guidance_sample", concurrency_limit=1)
     sweep = sweep_btn.click(on_sweep, inputs, sweep_plot, api_name="guidance_sweep", concurrency_limit=1)
     stop_btn.click(None, None, None, cancels=[event, sweep])
