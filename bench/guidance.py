@@ -69,8 +69,8 @@ def run(per_class: int) -> dict:
     rows = []
     for name, pipe, w, s, clf in settings():
         images, calls, seconds = [], 0, 0.0
-        for start in range(0, len(labels), 50):  # sample i has seed i, whatever the chunking
-            out = pipe(labels[start:start + 50].tolist(), steps=20, solver="dpmpp_2m", seed=start, guidance=w,
+        for lo in range(0, len(labels), 50):  # sample i has seed i, whatever the chunking
+            out = pipe(labels[lo:lo + 50].tolist(), steps=20, solver="dpmpp_2m", seed=lo, guidance=w,
                        classifier=clf, classifier_scale=s)
             images.append(torch.from_numpy(out.images))
             calls, seconds = out.network_calls, seconds + out.seconds
@@ -96,6 +96,8 @@ def main():
     ap.add_argument("--per-class", type=int, default=30)
     ap.add_argument("--update-card", action="store_true", help="write the numbers into weights/mnist-cond")
     args = ap.parse_args()
+    if args.per_class < 2:
+        ap.error("--per-class must be at least 2 (diversity compares two samples of a class)")
     r = run(args.per_class)
     text = markdown(r)
     write_report("guidance", r, text)

@@ -48,7 +48,7 @@ def test_guidance_zero_is_the_plain_conditional_model_and_cfg_doubles_the_calls(
     pipe = load_pipeline(folders / "cond", device="cpu")
     assert pipe.num_classes == 3
     plain = sample(pipe.base.denoiser, (3, *SHAPE), steps=6, seed=4, cond={"y": torch.tensor([0, 1, 2])})
-    out = pipe([0, 1, 2], steps=6, seed=4, guidance=0.0)
+    out = pipe(np.array([0, 1, 2]), steps=6, seed=4, guidance=0.0)  # numpy labels are fine
     assert not np.array_equal(out.images, pipe.base(n=3, steps=6, seed=4).images)  # labels matter
     assert np.array_equal(out.images, to_uint8(plain)) and out.nfe == out.network_calls == 6
     guided = pipe([0, 1, 2], steps=6, seed=4, guidance=2.0)
@@ -81,15 +81,9 @@ def test_classifier_guidance_steers_an_unconditional_model_towards_the_label(fol
     assert pipe.num_classes == 0
     labels, seeds = [0] * 6 + [2] * 6, list(range(6)) * 2  # the same noise for both labels
 
-    def brightness(scale):
-        out = pipe(labels, steps=8, seed=seeds, classifier=clf, classifier_scale=scale)
-        mean = out.images.reshape(len(labels), -1).mean(1)
-        return mean[:6].mean(), mean[6:].mean()
-
-    dark, bright = brightness(0.0)
-    assert dark == bright  # no guidance: labels are ignored
-    dark, bright = brightness(3.0)
-    assert bright > dark + 20  # of 255 grey levels
+    images = pipe(labels, steps=8, seed=seeds, classifier=clf, classifier_scale=3.0).images
+    dark, bright = (images[k:k + 6].mean() for k in (0, 6))
+    assert bright > dark + 20  # of 255 grey levels, from the same noise
 
 
 def test_loaded_classifier_carries_its_evaluation(folders):
@@ -108,6 +102,12 @@ def test_loaded_classifier_carries_its_evaluation(folders):
     (dict(labels=[0], guidance=float("nan")), "guidance must be a finite number"),
     (dict(labels=[0], guidance=float("inf")), "guidance must be a finite number"),
     (dict(labels=[0], guidance=1e9), r"guidance must be in \[-1, 50\]"),
+    (dict(labels=[0], guidance=10**400), "guidance must be a finite number"),
+    (dict(labels=[0], guidance=1.0, interval=(0.5,)), r"interval must be a pair"),
+    (dict(labels=[0], guidance=1.0, interval=5), r"interval must be a pair"),
+    (dict(labels=[0], guidance=1.0, interval=("a", "b")), r"interval must be a pair"),
+    (dict(labels=[0], guidance=1.0, interval=(0.2, 0.6, 0.9)), r"interval must be a pair"),
+    (dict(labels=[0], guidance=1.0, interval=(0.7, 0.2)), r"interval must be a pair"),
     (dict(labels=[0], classifier_scale=2.0), "no classifier was given"),
     (dict(labels=[0], steps=0), "steps must be an integer"),
     (dict(labels=[0], solver="rk45"), "solver must be one of"),
@@ -122,7 +122,13 @@ def test_mismatched_models_are_refused(folders):
     uncond, cond = load_pipeline(folders / "uncond", device="cpu"), load_pipeline(folders / "cond", device="cpu")
     with pytest.raises(ValueError, match="needs a class-conditional model"):
         uncond([0], guidance=1.0)
-    with pytest.raises(ValueError, match="needs a classifier to follow labels"):
+    with pytest.raises(ValueError, match="needs a class-conditional model"):
+        uncond([0], interval=(0.2, 0.5), classifier=tiny_classifier(), classifier_scale=1.0)
+    with pytest.raises(ValueError, match="follows labels only with a classifier and classifier_scale > 0"):
+        uncond([0], classifier=tiny_classifier(), classifier_scale=0.0)
+    with pytest.raises(ValueError, match=r"classifier scale must be in \[0, 50\]"):
+        cond([0], classifier=tiny_classifier(), classifier_scale=-0.5)
+    with pytest.raises(ValueError, match="follows labels only with a classifier"):
         uncond([0])
     with pytest.raises(ValueError, match="trained on the flow schedule"):
         cond([0], classifier=tiny_classifier(schedule="flow"), classifier_scale=1.0)
@@ -167,15 +173,25 @@ def test_conditional_and_classifier_trainers_release_loadable_checkpoints(tmp_pa
     train_classifier(["--channels", "8", *small, "--out", str(tmp_path / "run-clf"), "--release", str(tmp_path / "clf")])
     clf = load_classifier(tmp_path / "clf", device="cpu")
     assert set(clf.card["test_accuracy_by_t"]) == {"0.0", "0.25", "0.5", "0.75", "0.9"}
-    assert "## Evaluation (trainers/classifier.py)" in (tmp_path / "clf" / "README.md").read_text()
+    assert "## Evaluation (at step 3, by the trainer)" in (tmp_path / "clf" / "README.md").read_text()
     pipe = load_pipeline(tmp_path / "cond", device="cpu")
     assert pipe.num_classes == 10 and pipe.base.denoiser.net.config.label_dropout == 0.1
     out = pipe([7, 3], steps=3, guidance=1.0, classifier=clf, classifier_scale=1.0)
     assert out.images.shape == (2, 28, 28, 1)
 
 
-def test_trainer_refuses_unlabelled_data_and_bad_dropout(tmp_path):
+def test_trainer_refuses_unlabelled_data_and_bad_label_flags(tmp_path):
+    from PIL import Image as PILImage
+
     from trainers.pixels import main as train_unet
 
+    run = ["--steps", "1", "--out", str(tmp_path / "r")]
     with pytest.raises(ValueError, match="--label-dropout must be in"):
-        train_unet(["--class-conditional", "--label-dropout", "1.5", "--steps", "1", "--out", str(tmp_path / "r")])
+        train_unet(["--class-conditional", "--label-dropout", "1.5", *run])
+    with pytest.raises(ValueError, match="--label-dropout applies only with --class-conditional"):
+        train_unet(["--label-dropout", "0.2", *run])
+    (tmp_path / "flat").mkdir()
+    for i in range(4):  # images without class folders: no labels
+        PILImage.fromarray(np.full((28, 28), 40 * i, np.uint8)).save(tmp_path / "flat" / f"{i}.png")
+    with pytest.raises(ValueError, match="--class-conditional needs labels"):
+        train_unet(["--dataset", str(tmp_path / "flat"), "--class-conditional", *run])

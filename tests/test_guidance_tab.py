@@ -24,13 +24,20 @@ def write_tiny(folder, net, arch, schedule="vp-cosine"):
                         card=hub.CardInfo(title=folder.name))
 
 
+def perturbed(net):
+    """Off the zero-initialised start, so labels and guidance change the images."""
+    for p in net.parameters():
+        p.data.add_(0.05 * torch.randn_like(p))
+    return net
+
+
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     root = tmp_path_factory.mktemp("weights")
     torch.manual_seed(0)
     unet = dict(image_size=8, base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=())
-    write_tiny(root / "cond", UNet(UNet.Config(num_classes=3, **unet)), "unet")
-    write_tiny(root / "uncond", UNet(UNet.Config(**unet)), "unet")
+    write_tiny(root / "cond", perturbed(UNet(UNet.Config(num_classes=3, **unet))), "unet")
+    write_tiny(root / "uncond", perturbed(UNet(UNet.Config(**unet))), "unet")
     write_tiny(root / "clf", Classifier(Classifier.Config(image_size=8, num_classes=3, channels=8)), "classifier")
     where = {"mnist-cond": "cond", "mnist": "uncond", "mnist-classifier": "clf"}
     entries = [dataclasses.replace(e, bundled_path=str(root / where[e.name])) if e.name in where else e
@@ -50,6 +57,8 @@ def test_sampling_streams_previews_then_one_row_per_class(client):
     assert len([u for u in updates if u[0]]) >= 2  # live x_t | x0_hat
     _, grid, status = updates[-1]
     assert "6 images" in status and "NFE **12** (24 network passes)" in status and "w = 2" in status
+    unguided = client.predict(*{**ARGS, "guidance": 0.0}.values(), api_name="/guidance_sample")[1]
+    assert Image.open(unguided).tobytes() != Image.open(grid).tobytes()  # guidance changed the samples
     width, height = Image.open(grid).size
     assert width > height  # 3 per row, 2 rows
 
@@ -83,7 +92,7 @@ def test_info_names_the_kind_of_model(client):
     ({"classes": []}, "pick at least one class"),
     ({"classes": ["7"]}, r"labels must be in \[0, 2\]"),
     ({"model": "mnist"}, "needs a class-conditional model"),
-    ({"model": "mnist", "guidance": 0.0}, "needs a classifier to follow labels"),
+    ({"model": "mnist", "guidance": 0.0}, "follows labels only with a classifier"),
     ({"model": "cifar10"}, "trainers.pixels --dataset cifar10"),
     ({"per_class": 40}, "samples per class must be|greater than maximum"),
     ({"guidance": 1e9}, "guidance w must be|greater than maximum"),

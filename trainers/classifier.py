@@ -19,7 +19,7 @@ from torch.nn import functional as F  # noqa: E402
 from trainers.common import Release, add_loop_args, command_line, loop_config, train  # noqa: E402
 from zoo.data.images import load_images  # noqa: E402
 from zoo.diffusion import SCHEDULES, DiffusionConfig, NoisyClassifier, diffuse  # noqa: E402
-from zoo.hub import CardInfo, record_evaluation  # noqa: E402
+from zoo.hub import CardInfo  # noqa: E402
 from zoo.nets.classifier import Classifier  # noqa: E402
 
 EVAL_TIMES = (0.0, 0.25, 0.5, 0.75, 0.9)
@@ -40,15 +40,28 @@ def parse_args(argv=None):
 @torch.no_grad()
 def accuracy_by_time(classifier: NoisyClassifier, data, times=EVAL_TIMES, seed: int = 0) -> dict:
     """Share of the images whose label is the argmax at each t (fixed noise per t)."""
-    x0 = data.images.float() / 127.5 - 1
+    device = next(classifier.parameters()).device
+    x0, labels = data.images.float() / 127.5 - 1, data.labels.to(device)
     accuracy = {}
     for t in times:
         g = torch.Generator().manual_seed(seed)
         alpha, sigma = classifier.schedule.alpha_sigma(torch.tensor(t, dtype=torch.float64))
-        x_t = float(alpha) * x0 + float(sigma) * torch.randn(x0.shape, generator=g)
+        x_t = (float(alpha) * x0 + float(sigma) * torch.randn(x0.shape, generator=g)).to(device)
         logits = torch.cat([classifier(chunk, t) for chunk in x_t.split(500)])
-        accuracy[t] = float((logits.argmax(1) == data.labels).float().mean())
+        accuracy[t] = float((logits.argmax(1) == labels).float().mean())
     return accuracy
+
+
+def evaluation(schedule: str, test):
+    """Release.evaluate: held-out accuracy by noise level, as numbers and a markdown table."""
+    def evaluate(net):
+        accuracy = accuracy_by_time(NoisyClassifier(net, schedule), test)
+        rows = "\n".join(f"| {t} | {a:.3f} |" for t, a in accuracy.items())
+        print("held-out accuracy by t: " + ", ".join(f"{t}: {a:.3f}" for t, a in accuracy.items()))
+        return ({"test_accuracy_by_t": {str(t): round(a, 4) for t, a in accuracy.items()}},
+                f"Accuracy on the {len(test)} held-out images of x_t at time t:\n\n| t | accuracy |\n|---|---|\n"
+                + rows + "\n")
+    return evaluate
 
 
 def main(argv=None):
@@ -68,7 +81,7 @@ def main(argv=None):
                     data=f"{args.dataset}: {len(data)} labelled images of shape {'x'.join(map(str, data.shape))}")
     release = Release("classifier", config, DiffusionConfig(schedule=args.schedule), card,
                       dtype=torch.float16 if args.fp16_weights else torch.float32,
-                      command=command_line("trainers.classifier", argv))
+                      command=command_line("trainers.classifier", argv), evaluate=evaluation(args.schedule, test))
 
     def loss_fn(net, batch):
         x0, y = batch
@@ -78,13 +91,7 @@ def main(argv=None):
     torch.manual_seed(cfg.seed)
     result = train(Classifier(config), loss_fn, lambda step, g: data.batch(cfg.batch_size, g, with_labels=True), cfg,
                    release)
-    accuracy = accuracy_by_time(NoisyClassifier(result.ema.eval(), args.schedule), test)
-    rows = "\n".join(f"| {t} | {a:.3f} |" for t, a in accuracy.items())
-    record_evaluation(result.release_dir, {"test_accuracy_by_t": {str(t): round(a, 4) for t, a in accuracy.items()}},
-                      f"Accuracy on the {len(test)} held-out images of x_t at time t:\n\n| t | accuracy |\n|---|---|\n"
-                      + rows + "\n", "trainers/classifier.py")
-    print(f"released {result.release_dir} after {result.step} steps; held-out accuracy by t: "
-          + ", ".join(f"{t}: {a:.3f}" for t, a in accuracy.items()))
+    print(f"released {result.release_dir} after {result.step} steps")
     return result
 
 

@@ -114,6 +114,9 @@ class Release:
     extra: dict = field(default_factory=dict)
     dtype: torch.dtype = torch.float32
     command: str | None = None  # for the card; default: this process's sys.argv
+    # evaluate(ema_net) -> (numbers, markdown): run once on the main process at the last step,
+    # recorded in config.json 'eval' and the card before any --push-to-hub
+    evaluate: Callable[[torch.nn.Module], tuple] | None = None
 
 
 @dataclass
@@ -291,6 +294,10 @@ class _Loop:
         hub.save_checkpoint(self.cfg.release_dir, ema_net, self.release.arch, self.release.net_config,
                             self.release.diffusion_config, extra=extra, card=card, sample_image=image,
                             dtype=self.release.dtype)
+        if self.release.evaluate is not None and self.step == self.cfg.steps:
+            with torch.no_grad():
+                numbers, text = self.release.evaluate(ema_net.eval())
+            hub.record_evaluation(self.cfg.release_dir, numbers, text, f"at step {self.step}, by the trainer")
 
 
 def _training_facts(loop: _Loop) -> dict:

@@ -2,7 +2,7 @@
 class-conditional with label dropout for classifier-free guidance.
 
     python -m trainers.pixels --dataset mnist-offline --fp16-weights --release weights/mnist
-    python -m trainers.pixels --dataset mnist-offline --class-conditional --fp16-weights \
+    python -m trainers.pixels --dataset mnist-offline --class-conditional --fp16-weights \\
         --release weights/mnist-cond
     python -m trainers.pixels --dataset cifar10 --preset cifar10-ddpm-35.7M --steps 800000 \\
         --batch-size 128 --lr 2e-4 --push-to-hub USER/cifar10-ddpm          # on GPUs, via accelerate
@@ -41,8 +41,9 @@ def parse_args(argv=None):
     ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform")
     ap.add_argument("--class-conditional", action="store_true",
                     help="condition on the data's labels (one embedding per class plus a null class)")
-    ap.add_argument("--label-dropout", type=float, default=0.1,
-                    help="with --class-conditional: share of labels dropped to the null class (Ho & Salimans: 0.1-0.2)")
+    ap.add_argument("--label-dropout", type=float,
+                    help="with --class-conditional: share of labels dropped to the null class (default 0.1; Ho & "
+                         "Salimans use 0.1-0.2)")
     ap.add_argument("--fp16-weights", action="store_true", help="store the released weights in float16")
     add_loop_args(ap, steps=8000, batch_size=32, lr=1e-3, warmup=200, lr_decay="cosine", ema_decay=0.999,
                   ckpt_every=1000, log_every=50, out=None)
@@ -52,12 +53,15 @@ def parse_args(argv=None):
 def net_config(args, data) -> UNet.Config:
     overrides = {k: v for k, v in (("base_channels", args.base_channels), ("num_res_blocks", args.num_res_blocks),
                                    ("attn_resolutions", args.attn_resolutions)) if v is not None}
+    if args.label_dropout is not None and not args.class_conditional:
+        raise ValueError("--label-dropout applies only with --class-conditional")
     if args.class_conditional:
+        dropout = 0.1 if args.label_dropout is None else args.label_dropout
         if (data.labels < 0).any():
             raise ValueError(f"--class-conditional needs labels; {args.dataset} has unlabelled images")
-        if not 0.0 < args.label_dropout < 1.0:
-            raise ValueError(f"--label-dropout must be in (0, 1), got {args.label_dropout}")
-        overrides.update(num_classes=int(data.labels.max()) + 1, label_dropout=args.label_dropout)
+        if not 0.0 < dropout < 1.0:
+            raise ValueError(f"--label-dropout must be in (0, 1), got {dropout}")
+        overrides.update(num_classes=int(data.labels.max()) + 1, label_dropout=dropout)
     config = preset(args.preset, **overrides)
     data_shape = data.shape
     if (config.in_channels, config.image_size, config.image_size) != data_shape:
@@ -66,11 +70,12 @@ def net_config(args, data) -> UNet.Config:
     return config
 
 
-def samples_grid(diffusion: DiffusionConfig, shape: tuple, num_classes: int = 0, n: int = 36):
-    """sample_fn for the loop: n samples, DPM-Solver++ 2M with 25 steps, seeds 0..n-1;
-    a class-conditional net draws one row per class (no guidance: the plain model)."""
-    nrow = num_classes or 6
-    n = nrow * min(nrow, 10) if num_classes else n
+def samples_grid(diffusion: DiffusionConfig, shape: tuple, num_classes: int = 0):
+    """sample_fn for the loop: DPM-Solver++ 2M with 25 steps, seeds 0..n-1; 36 samples, or
+    for a class-conditional net one row of 10 per class for its first 10 classes (no
+    guidance: the plain conditional model)."""
+    nrow = 10 if num_classes else 6
+    n = nrow * min(num_classes, 10) if num_classes else 36
 
     def draw(net):
         d = Denoiser(net, diffusion.schedule, diffusion.parameterisation, diffusion.sigma_data)

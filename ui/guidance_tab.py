@@ -114,7 +114,8 @@ def on_sample(model, classifier, *values):
         if kind == "progress":
             status = f"step {value.step + 1}/{steps} · t = {value.t:.3f} · left: x_t, right: predicted x0_hat"
             yield preview_image(pipe.schedule, value), gr.skip(), status
-    out, where = value, f" for t in {list(req['interval'])}" if req["interval"] else ""
+    effective = req["interval"] and req["guidance"] and pipe.num_classes  # the interval gates CFG only
+    out, where = value, f" for t in {list(req['interval'])}" if effective else ""
     status = (f"**{n} images**, one row per class · w = {req['guidance']:g}, classifier scale "
               f"{req['classifier_scale']:g}{where} · {req['solver']}, {steps} steps ({req['spacing']}) · NFE "
               f"**{out.nfe}** ({out.network_calls} network passes) · **{out.seconds:.2f} s**"

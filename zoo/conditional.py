@@ -11,14 +11,15 @@ UNet, classifier guidance by a noise-aware classifier, or both.
 Conventions (zoo.diffusion.guidance): D_w = D(x|y) + w (D(x|y) - D(x|null)), so w = 0 is
 the plain conditional model; classifier guidance adds s grad log p(y | x_t) to the score.
 """
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
 import torch
 
-from zoo.diffusion.guidance import (NoisyClassifier, check_guidance, classifier_free_guidance, classifier_guidance,
-                                    classifier_log_prob_grad)
+from zoo.diffusion.guidance import (NoisyClassifier, check_guidance, check_interval, classifier_free_guidance,
+                                    classifier_guidance, classifier_log_prob_grad)
 from zoo.diffusion.sampling import sample_info
 from zoo.pixels import MAX_BATCH, ImageOutput, PixelPipeline, to_uint8
 
@@ -42,11 +43,19 @@ class _CountedNet:
         return self.denoiser(x, t, **cond)
 
 
+def _is_index(y) -> bool:
+    return isinstance(y, numbers.Integral) and not isinstance(y, bool)
+
+
 def check_labels(labels, num_classes: int) -> list:
-    if isinstance(labels, int) and not isinstance(labels, bool):
+    """A list of int class indices, one per sample (numpy / torch integers accepted)."""
+    if _is_index(labels):
         labels = [labels]
-    labels = list(labels) if isinstance(labels, (list, tuple)) else labels
-    if not isinstance(labels, list) or not all(isinstance(y, int) and not isinstance(y, bool) for y in labels):
+    try:
+        labels = [int(y) if _is_index(y) else y for y in labels]
+    except TypeError:  # not iterable
+        pass
+    if not isinstance(labels, list) or not all(_is_index(y) for y in labels):
         raise ValueError(f"labels must be a list of class indices, got {labels!r}")
     if not 1 <= len(labels) <= MAX_BATCH:
         raise ValueError(f"labels must hold 1 to {MAX_BATCH} class indices (one per sample), got {len(labels)}")
@@ -56,10 +65,10 @@ def check_labels(labels, num_classes: int) -> list:
     return labels
 
 
-def check_strength(value, name: str) -> float:
+def check_strength(value, name: str, lowest: float) -> float:
     value = check_guidance(value, name)
-    if not -1.0 <= value <= MAX_GUIDANCE:
-        raise ValueError(f"{name} must be in [-1, {MAX_GUIDANCE:g}], got {value!r}")
+    if not lowest <= value <= MAX_GUIDANCE:
+        raise ValueError(f"{name} must be in [{lowest:g}, {MAX_GUIDANCE:g}], got {value!r}")
     return value
 
 
@@ -75,38 +84,40 @@ class GuidedPipeline:
     def schedule(self):
         return self.base.schedule
 
-    def denoiser(self, y: torch.Tensor, guidance: float, classifier, scale: float, interval=None, d=None):
+    def guided_denoiser(self, y: torch.Tensor, guidance: float, classifier, scale: float, interval=None, d=None):
         """The guided denoiser D(x, t) for labels y (one model call, two with CFG, + a
-        classifier gradient with classifier guidance)."""
-        d = d or self.base.denoiser
+        classifier gradient with classifier guidance); `d` replaces the model's denoiser."""
+        d = self.base.denoiser if d is None else d
         if self.num_classes:
             d = classifier_free_guidance(d, guidance, {"y": y}, {}, interval)  # {}: the null class
         if classifier is not None and scale != 0:
             d = classifier_guidance(d, classifier_log_prob_grad(classifier, y), scale, self.base.denoiser.schedule)
         return d
 
-    def _check(self, labels, guidance, classifier, classifier_scale):
-        guidance = check_strength(guidance, "guidance")
-        scale = check_strength(classifier_scale, "classifier scale")
-        if guidance != 0 and not self.num_classes:
-            raise ValueError("classifier-free guidance needs a class-conditional model; this one is unconditional "
-                             "(use guidance=0 and a classifier)")
+    def _check(self, labels, guidance, classifier, classifier_scale, interval):
+        """w >= -1 (-1 is the unconditional model), s >= 0."""
+        guidance = check_strength(guidance, "guidance", -1.0)
+        scale = check_strength(classifier_scale, "classifier scale", 0.0)
+        interval = check_interval(interval)
+        if not self.num_classes and (guidance != 0 or interval is not None):
+            raise ValueError("classifier-free guidance (and its interval) needs a class-conditional model; this one "
+                             "is unconditional (use guidance=0 and a classifier)")
         if scale != 0 and classifier is None:
             raise ValueError("classifier scale is set but no classifier was given")
         if classifier is not None:
             _check_classifier(classifier, self)
-        classes = self.num_classes or (classifier.net.config.num_classes if classifier is not None else 0)
-        if not classes:
-            raise ValueError("an unconditional model needs a classifier to follow labels")
-        return check_labels(labels, classes), guidance, scale
+        if not self.num_classes and (classifier is None or scale == 0):
+            raise ValueError("an unconditional model follows labels only with a classifier and classifier_scale > 0")
+        classes = self.num_classes or classifier.net.config.num_classes
+        return check_labels(labels, classes), guidance, scale, interval
 
     def __call__(self, labels: Sequence[int], steps: int = 20, solver: str = "dpmpp_2m", seed: int = 0,
                  spacing: str = "logsnr", guidance: float = 0.0, classifier: Optional[NoisyClassifier] = None,
-                 classifier_scale: float = 0.0, interval=None, callback=None, **options) -> ImageOutput:
-        labels, guidance, scale = self._check(labels, guidance, classifier, classifier_scale)
+                 classifier_scale: float = 0.0, interval=None, callback=None, **options) -> GuidedOutput:
+        labels, guidance, scale, interval = self._check(labels, guidance, classifier, classifier_scale, interval)
         y = torch.tensor(labels, device=self.base.device)
         net = _CountedNet(self.base.denoiser)
-        d = self.denoiser(y, guidance, classifier, scale, interval, net)
+        d = self.guided_denoiser(y, guidance, classifier, scale, interval, net)
         out = sample_info(d, (len(labels), *self.image_shape), schedule=self.schedule, steps=steps, solver=solver,
                           spacing=spacing, seed=seed, callback=callback, device=self.base.device, **options)
         return GuidedOutput(to_uint8(out.x0), out.nfe, out.seconds, net.calls)

@@ -16,18 +16,33 @@ from zoo.diffusion.schedules import get_schedule
 
 
 def check_guidance(w, name: str = "guidance") -> float:
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
+    try:
+        finite = not isinstance(w, bool) and isinstance(w, (int, float)) and math.isfinite(w)
+    except OverflowError:  # an int too large for a float
+        finite = False
+    if not finite:
         raise ValueError(f"{name} must be a finite number, got {w!r}")
     return float(w)
+
+
+def check_interval(interval) -> Optional[Tuple[float, float]]:
+    """None, or (t_lo, t_hi) with 0 <= t_lo <= t_hi <= 1."""
+    if interval is None:
+        return None
+    try:
+        lo, hi = (check_guidance(v, "interval bound") for v in interval)
+    except (TypeError, ValueError):
+        lo = hi = None
+    if lo is None or not 0.0 <= lo <= hi <= 1.0:
+        raise ValueError(f"interval must be a pair (t_lo, t_hi) with 0 <= t_lo <= t_hi <= 1, got {interval!r}")
+    return lo, hi
 
 
 def classifier_free_guidance(denoiser: Callable, w: float, cond: dict, uncond: dict,
                              interval: Optional[Tuple[float, float]] = None) -> Callable:
     """A denoiser D_w(x, t). Outside `interval` = (t_lo, t_hi) the conditional model alone
     is used (guidance in a limited interval, Kynkaanniemi et al. 2024), saving a call."""
-    w = check_guidance(w)
-    if interval is not None and not 0.0 <= interval[0] <= interval[1] <= 1.0:
-        raise ValueError(f"interval must satisfy 0 <= t_lo <= t_hi <= 1, got {interval!r}")
+    w, interval = check_guidance(w), check_interval(interval)
 
     def guided(x, t, **_):
         x0_cond = denoiser(x, t, **cond)
