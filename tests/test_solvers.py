@@ -73,8 +73,6 @@ def test_measured_convergence_order(solver, order):
     assert abs(slope + order) < 0.25, f"{solver}: slope {slope:.3f}, expected {-order}"
 
 
-
-
 def test_second_order_solvers_meet_the_papers_budgets_with_quadratic_spacing():
     """The solver benchmark's finding, kept: on the gmm mixture with its exact denoiser and
     the quadratic spacing, dpmpp_2m at 20 NFE and heun at 19 NFE stay close to the exact
