@@ -61,6 +61,10 @@ def model_info(model, classifier):
     kind = (f"class-conditional ({pipe.num_classes} classes): both kinds of guidance" if pipe.num_classes else
             "unconditional: classifier guidance only (set w to 0 and pick a classifier)")
     text = f"**{model}** ({registry.source(model)}): {pipe.description} · {kind}"
+    ev = pipe.card
+    if "accuracy_w0" in ev:  # measured by bench/guidance.py
+        text += (f" · an independent digit classifier calls {ev['accuracy_w0']:.1%} of its samples the requested class "
+                 f"at w = 0 and {ev['accuracy_best_w']:.1%} at w = {ev['best_w']:g}")
     clf = load_classifier(classifier)
     if clf is not None:
         accuracy = clf.card.get("test_accuracy_by_t", {})
