@@ -51,6 +51,10 @@ def image_outputs(prefix: str, grid_label: str):
     """Status line, then the live preview beside the final grid: (status, preview, grid)."""
     status = gr.Markdown("", elem_id=f"{prefix}-status")
     with gr.Row():
-        preview = gr.Image(label="live: x_t | x0_hat", type="pil", elem_id=f"{prefix}-preview", height=360)
-        grid = gr.Image(label=grid_label, type="pil", elem_id=f"{prefix}-grid", height=360)
-    return status, preview, grid
+        images = []
+        for label, name in (("live: x_t | x0_hat", "preview"), (grid_label, "grid")):
+            with gr.Column(min_width=200):
+                gr.Markdown(f"*{label}*")  # a caption above, not a badge over the top row of images
+                images.append(gr.Image(label=label, show_label=False, type="pil", elem_id=f"{prefix}-{name}",
+                                       height=360))
+    return status, *images
