@@ -1,16 +1,14 @@
 """The Guidance tab through gradio_client: streamed previews, the per-class grid, the sweep,
 the classifier's verdict and bad values. The registry's mnist-cond, mnist and
 mnist-classifier entries point at tiny checkpoints (3 classes, 8x8 images) the test writes."""
-import dataclasses
 import re
 
 import pytest
 import torch
-from gradio_client import Client
 from PIL import Image
 
-from servers.app_server import running_app
-from zoo import hub, registry
+from servers.app_server import app_client
+from zoo import hub
 from zoo.diffusion import DiffusionConfig
 from zoo.nets.classifier import Classifier
 from zoo.nets.unet import UNet
@@ -39,17 +37,9 @@ def client(tmp_path_factory):
     write_tiny(root / "cond", perturbed(UNet(UNet.Config(num_classes=3, **unet))), "unet")
     write_tiny(root / "uncond", perturbed(UNet(UNet.Config(**unet))), "unet")
     write_tiny(root / "clf", Classifier(Classifier.Config(image_size=8, num_classes=3, channels=8)), "classifier")
-    where = {"mnist-cond": "cond", "mnist": "uncond", "mnist-classifier": "clf"}
-    entries = [dataclasses.replace(e, bundled_path=str(root / where[e.name])) if e.name in where else e
-               for e in registry.ENTRIES]
-    patch = pytest.MonkeyPatch()
-    patch.setattr(registry, "ENTRIES", entries)
-    patch.setattr("ui.guidance_tab.PREVIEW_INTERVAL", 0.0)
-    try:
-        with running_app() as url:
-            yield Client(url, verbose=False)
-    finally:
-        patch.undo()
+    where = {"mnist-cond": root / "cond", "mnist": root / "uncond", "mnist-classifier": root / "clf"}
+    with app_client(where, "ui.guidance_tab") as client:
+        yield client
 
 
 def test_sampling_streams_previews_then_one_row_per_class(client):

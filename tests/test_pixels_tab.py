@@ -1,16 +1,14 @@
 """The Unconditional tab through gradio_client: streamed previews, the final grid, the PNG
 with its parameters, cancellation and bad values. The `mnist` entry points at a tiny
 UNet checkpoint the test writes, so the test does not depend on the bundled weights."""
-import dataclasses
 import json
 
 import pytest
 import torch
-from gradio_client import Client
 from PIL import Image
 
-from servers.app_server import running_app
-from zoo import hub, registry
+from servers.app_server import app_client
+from zoo import hub
 from zoo.diffusion import DiffusionConfig
 from zoo.nets.unet import UNet
 
@@ -24,15 +22,8 @@ def client(tmp_path_factory):
     config = UNet.Config(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=())
     hub.save_checkpoint(folder, UNet(config), "unet", config, DiffusionConfig(schedule="vp-cosine", parameterisation="v"),
                         card=hub.CardInfo(title="tiny mnist"))
-    patch = pytest.MonkeyPatch()
-    entries = [dataclasses.replace(e, bundled_path=str(folder)) if e.name == "mnist" else e for e in registry.ENTRIES]
-    patch.setattr(registry, "ENTRIES", entries)
-    patch.setattr("ui.pixels_tab.PREVIEW_INTERVAL", 0.0)  # a preview for every step, however fast
-    try:
-        with running_app() as url:
-            yield Client(url, verbose=False)
-    finally:
-        patch.undo()
+    with app_client({"mnist": folder}, "ui.pixels_tab") as client:
+        yield client
 
 
 def test_sampling_streams_previews_then_the_grid_and_a_png_with_parameters(client):

@@ -15,3 +15,27 @@ def running_app():
         yield demo.local_url
     finally:
         demo.close()
+
+
+@contextmanager
+def app_client(bundled: dict, preview_module: str):
+    """A gradio_client Client of a fresh app whose registry entries {name: folder} load
+    the checkpoints the test wrote, with a live preview at every solver step of the tab
+    module `preview_module` (however fast the step)."""
+    import dataclasses
+
+    import pytest
+    from gradio_client import Client
+
+    from zoo import registry
+
+    patch = pytest.MonkeyPatch()
+    entries = [dataclasses.replace(e, bundled_path=str(bundled[e.name])) if e.name in bundled else e
+               for e in registry.ENTRIES]
+    patch.setattr(registry, "ENTRIES", entries)
+    patch.setattr(f"{preview_module}.PREVIEW_INTERVAL", 0.0)
+    try:
+        with running_app() as url:
+            yield Client(url, verbose=False)
+    finally:
+        patch.undo()
