@@ -4,11 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from gmm_cases import mixture
 from zoo import hub
 from zoo.conditional import load_classifier, load_pipeline
-from zoo.diffusion import SCHEDULES, DiffusionConfig, GaussianMixture, NoisyClassifier, sample
-from zoo.diffusion.guidance import classifier_guidance
+from zoo.diffusion import SCHEDULES, DiffusionConfig, NoisyClassifier, sample
 from zoo.nets.classifier import Classifier
 from zoo.nets.unet import UNet
 from zoo.pixels import to_uint8
@@ -138,27 +136,6 @@ def test_mismatched_models_are_refused(folders):
         cond([0], classifier=tiny_classifier(size=16), classifier_scale=1.0)
     with pytest.raises(ValueError, match="must be a NoisyClassifier"):
         cond([0], classifier=lambda x, t: x, classifier_scale=1.0)
-
-
-def test_classifier_guided_sampling_of_the_exact_mixture_draws_one_component():
-    """Sampler-level exactness: the exact mixture denoiser guided (scale 1) by the exact
-    noisy classifier p_t(k | x) must sample component k: its mean and covariance."""
-    gmm, k = mixture(), 1
-    schedule = SCHEDULES["vp-cosine"]
-    d = gmm.denoiser(schedule)
-
-    def grad_log_p_k(x, t):
-        alpha, sigma = (float(v) for v in schedule.alpha_sigma(t[0].double()))
-        with torch.enable_grad():
-            x_in = x.detach().requires_grad_(True)
-            return torch.autograd.grad(torch.log(gmm.responsibilities(x_in, alpha, sigma)[:, k]).sum(), x_in)[0]
-
-    x = sample(classifier_guidance(d, grad_log_p_k, 1.0, schedule), (8000, 2), schedule=schedule, steps=40,
-               solver="heun", spacing="quadratic", seed=0, dtype=torch.float64)
-    comp = GaussianMixture([1.0], gmm.means[k:k + 1], gmm.covs[k:k + 1])
-    se = comp.covs[0].diagonal().sqrt() / np.sqrt(len(x))
-    assert ((x.mean(0) - comp.means[0]).abs() < 4 * se).all()
-    assert torch.allclose(torch.cov(x.T), comp.covs[0], atol=0.01)
 
 
 def test_conditional_and_classifier_trainers_release_loadable_checkpoints(tmp_path):

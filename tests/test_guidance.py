@@ -2,15 +2,15 @@ import pytest
 import torch
 
 from gmm_cases import mixture
-from zoo.diffusion import GaussianMixture
 from zoo.diffusion.guidance import classifier_free_guidance, classifier_guidance
+from zoo.toy2d import guided_mixture
 
 
 def _label_denoiser():
     """Exact class-conditional denoiser of the mixture: label k is component k;
     label None is the whole mixture (the unconditional model)."""
     gmm = mixture()
-    comps = [GaussianMixture([1.0], gmm.means[k:k + 1], gmm.covs[k:k + 1]) for k in range(3)]
+    comps = [gmm.component(k) for k in range(3)]
 
     def d(x, t, label=None):
         return (gmm if label is None else comps[label]).denoiser("vp-cosine")(x, t)
@@ -49,16 +49,39 @@ def test_classifier_guidance_with_the_exact_classifier_gives_the_exact_condition
     classifier p_t(k | x) (the mixture's responsibilities) and scale 1, classifier
     guidance must reproduce component k's own exact denoiser."""
     d, gmm, comps = _label_denoiser()
-    schedule = __import__("zoo.diffusion", fromlist=["SCHEDULES"]).SCHEDULES["vp-cosine"]
     k = 2
-
-    def grad_log_p_k(x, t):
-        alpha, sigma = (float(v) for v in schedule.alpha_sigma(t[0].double()))
-        with torch.enable_grad():
-            x_in = x.detach().requires_grad_(True)
-            log_r = torch.log(gmm.responsibilities(x_in, alpha, sigma)[:, k]).sum()
-            return torch.autograd.grad(log_r, x_in)[0]
-
-    guided = classifier_guidance(lambda x, t: d(x, t), grad_log_p_k, 1.0, schedule)
+    guided = classifier_guidance(lambda x, t: d(x, t), gmm.class_log_prob_grad(k, "vp-cosine"), 1.0, "vp-cosine")
     x, t = torch.randn(40, 2, dtype=torch.float64), torch.full((40,), 0.5, dtype=torch.float64)
     assert torch.allclose(guided(x, t), d(x, t, label=k), atol=1e-8)
+
+
+def test_exact_guided_sampling_three_ways_to_the_same_law():
+    """Sampler level, every part exact (zoo.toy2d.guided_mixture): (1) the unconditional
+    model guided by the exact classifier with s = 1 draws exactly what the conditional
+    model draws, and that is p(x0 | k) (its mean and covariance); (2) on the conditional
+    model, CFG with w and classifier guidance with s = w are one ODE, equal to the
+    unconditional model with s = w + 1; (3) w > 0 is sharper than p(x0 | k)."""
+    k, kw = 1, dict(n=6000, steps=30)
+    plain = guided_mixture(k, base="conditional", **kw)
+    bayes = guided_mixture(k, classifier_scale=1.0, base="unconditional", **kw)
+    assert torch.allclose(bayes.points, plain.points, atol=1e-6)
+    comp = mixture().component(k)
+    se = comp.covs[0].diagonal().sqrt() / len(plain.points) ** 0.5
+    assert ((plain.points.mean(0) - comp.means[0]).abs() < 4 * se).all()
+    assert torch.allclose(torch.cov(plain.points.T), comp.covs[0], atol=0.01)
+    assert plain.swd < 1.5 * plain.floor
+    cfg = guided_mixture(k, guidance=2.0, **kw)
+    for other in (guided_mixture(k, classifier_scale=2.0, **kw),
+                  guided_mixture(k, classifier_scale=3.0, base="unconditional", **kw)):
+        assert torch.allclose(other.points, cfg.points, atol=1e-6)
+    assert cfg.swd > 10 * cfg.floor
+    assert torch.cov(cfg.points.T).trace() < 0.5 * comp.covs[0].trace()
+
+
+def test_guided_mixture_refuses_cfg_without_a_conditional_model():
+    with pytest.raises(ValueError, match="needs the conditional model"):
+        guided_mixture(0, guidance=1.0, base="unconditional", n=10)
+    with pytest.raises(ValueError, match="base must be one of"):
+        guided_mixture(0, base="joint", n=10)
+    with pytest.raises(ValueError, match=r"component must be in \[0, 2\]"):
+        guided_mixture(3, n=10)

@@ -19,6 +19,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
 from zoo.diffusion import Denoiser, DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
+from zoo.diffusion.guidance import check_guidance, classifier_free_guidance, classifier_guidance
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.nets.mlp import MLP
 from zoo.optim import ema_multi_avg_fn, learning_rate
@@ -83,6 +84,49 @@ def gmm() -> GaussianMixture:
 def exact_pipeline(schedule: str = "vp-cosine") -> ToyPipeline:
     """The Gaussian mixture with its exact denoiser E[x0 | x_t]: only solver error remains."""
     return ToyPipeline(gmm().denoiser(schedule), schedule, "gmm", "exact denoiser of the Gaussian mixture")
+
+
+@dataclass
+class GuidedMixtureOutput:
+    points: torch.Tensor  # guided samples
+    target: torch.Tensor  # exact samples of the requested component, p(x0 | k)
+    nfe: int
+    swd: float            # sliced Wasserstein distance of points to target
+    floor: float          # the same distance between two exact sets of p(x0 | k)
+
+
+GUIDED_BASES = ("conditional", "unconditional")
+
+
+def guided_mixture(component: int, guidance: float = 0.0, classifier_scale: float = 0.0,
+                   base: str = "conditional", n: int = 4000, steps: int = 20, solver: str = "heun",
+                   spacing: str = "quadratic", seed: int = 0, schedule: str = "vp-cosine") -> GuidedMixtureOutput:
+    """Guidance with every part exact, on the 'gmm' mixture (class k = component k): the
+    conditional denoiser E[x0 | x_t, k], the unconditional one E[x0 | x_t], and the noisy
+    classifier p_t(k | x_t). Guiding the unconditional model with classifier scale 1 samples
+    p(x0 | k) exactly (Bayes' rule on the scores). Guiding the conditional one, CFG with w
+    and classifier guidance with s = w are the same thing (score + w grad log p_t(k | x_t)),
+    and neither samples p(x0 | k): both sharpen it away from the other components."""
+    if base not in GUIDED_BASES:
+        raise ValueError(f"base must be one of {GUIDED_BASES}, got {base!r}")
+    if base == "unconditional" and check_guidance(guidance) != 0:
+        raise ValueError("classifier-free guidance needs the conditional model; use base='conditional'")
+    check_points(n)
+    mixture = gmm()
+    exact = mixture.component(component)
+    d_mix, d_k = mixture.denoiser(schedule), exact.denoiser(schedule)
+
+    def labelled(x, t, k=None):  # k=None: the unconditional model
+        return d_mix(x, t) if k is None else d_k(x, t)
+
+    d = classifier_free_guidance(labelled, guidance, {"k": component}, {}) if base == "conditional" else d_mix
+    if check_guidance(classifier_scale, "classifier scale") != 0:
+        d = classifier_guidance(d, mixture.class_log_prob_grad(component, schedule), classifier_scale, schedule)
+    out = sample_info(d, (n, 2), schedule=schedule, steps=steps, solver=solver, spacing=spacing, seed=seed,
+                      dtype=torch.float64)
+    target = exact.sample(n, torch.Generator().manual_seed(seed + 1))
+    floor = sliced_wasserstein(exact.sample(n, torch.Generator().manual_seed(seed + 2)), target)
+    return GuidedMixtureOutput(out.x0, target, out.nfe, sliced_wasserstein(out.x0, target), floor)
 
 
 def toy_batch(config: ToyTrainConfig) -> Callable[[int, torch.Generator], torch.Tensor]:

@@ -132,9 +132,7 @@ def toy_density_image(name: str, lim: float = 3.0, bins: int = 120, n: int = 60_
     if name == "gmm":
         from zoo.diffusion import GaussianMixture
 
-        centres = (torch.arange(bins, dtype=torch.float64) + 0.5) / bins * 2 * lim - lim
-        grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
-        return GaussianMixture(**GMM_PARAMS).log_prob(grid).exp().reshape(bins, bins).numpy()
+        return GaussianMixture(**GMM_PARAMS).density_grid(lim, bins).numpy()
     points = sample_toy(name, n, seed).numpy()
     hist, *_ = np.histogram2d(points[:, 0], points[:, 1], bins=bins, range=[[-lim, lim], [-lim, lim]], density=True)
     return hist

@@ -41,6 +41,35 @@ class GaussianMixture:
         x = self.means[comp] + (chol @ z)[..., 0]
         return (x, comp) if return_components else x
 
+    def component(self, k: int) -> "GaussianMixture":
+        """Component k alone: the exact class-conditional law p(x0 | k)."""
+        if not 0 <= k < len(self.weights):
+            raise ValueError(f"component must be in [0, {len(self.weights) - 1}], got {k!r}")
+        return GaussianMixture([1.0], self.means[k:k + 1], self.covs[k:k + 1])
+
+    def density_grid(self, lim: float, bins: int) -> torch.Tensor:
+        """p(x) on a bins x bins grid of cell centres over [-lim, lim]^2 (2D), indexed [x, y]."""
+        centres = (torch.arange(bins, dtype=torch.float64) + 0.5) / bins * 2 * lim - lim
+        grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
+        return self.log_prob(grid).exp().reshape(bins, bins)
+
+    def class_log_prob_grad(self, k: int, schedule):
+        """grad_x log p_t(k | x_t = x), the exact noisy classifier of classifier guidance
+        (Dhariwal & Nichol 2021), by autograd through the responsibilities."""
+        self.component(k)  # checks k
+        schedule = get_schedule(schedule)
+
+        def grad(x, t):
+            t = broadcast_t(t, x)
+            alpha, sigma = (float(v) for v in schedule.alpha_sigma(t[0].to(torch.float64)))
+            mean, precision, logdet = self._noisy(alpha, sigma)
+            with torch.enable_grad():
+                x_in = x.detach().to(torch.float64).requires_grad_(True)
+                log_r = torch.log_softmax(self._log_resp(x_in[:, None, :] - mean, precision, logdet), dim=1)[:, k]
+                return torch.autograd.grad(log_r.sum(), x_in)[0].to(x.dtype)
+
+        return grad
+
     def _noisy(self, alpha: float, sigma: float):
         """Means, precisions C_k^{-1} and log-determinants of the components of p_t."""
         eye = torch.eye(self.dim, dtype=torch.float64)
