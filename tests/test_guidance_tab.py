@@ -94,3 +94,26 @@ def test_bad_values_get_a_message_and_the_server_keeps_serving(client, change, m
     with pytest.raises(Exception, match=message):
         client.predict(*{**ARGS, **change}.values(), api_name="/guidance_sample")
     assert "mnist-cond" in client.predict("mnist-cond", "none", api_name="/guidance_info")
+
+
+EXACT = dict(component=1, base="unconditional", w=0.0, s=1.0, solver="heun", steps=20, spacing="quadratic", seed=0)
+
+
+def test_exact_2d_guidance_says_when_it_samples_the_class_law(client):
+    figure, status = client.predict(*EXACT.values(), api_name="/guidance_exact")
+    assert figure.get("type") == "matplotlib" and "the law p(x0 | k) itself" in status
+    status = client.predict(*{**EXACT, "base": "conditional", "w": 2.0, "s": 0.0}.values(), api_name="/guidance_exact")[1]
+    assert "not p(x0 | k)" in status
+    status = client.predict(*{**EXACT, "w": 3.0}.values(), api_name="/guidance_exact")[1]
+    assert "w ignored: CFG needs the conditional model" in status
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"component": 5}, "component must be|not in the list of choices"),
+    ({"base": "joint"}, "model must be one of|not in the list of choices"),
+    ({"steps": 0}, "steps must be in|less than minimum"),
+    ({"s": 100.0}, "classifier scale must be|greater than maximum"),
+])
+def test_exact_2d_guidance_bad_values(client, change, message):
+    with pytest.raises(Exception, match=message):
+        client.predict(*{**EXACT, **change}.values(), api_name="/guidance_exact")

@@ -8,6 +8,7 @@ import torch
 import zoo
 from ui import plots
 from ui.errors import as_float, as_int, friendly
+from ui.guidance_toy import build_exact_section
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
                               upscaled)
 from ui.streaming import stream_sampling
@@ -174,6 +175,7 @@ def build_guidance_tab():
             status, preview, grid = image_outputs("gd", "samples (one row per class)")
             sweep_plot = gr.Plot(show_label=False, elem_id="gd-sweep-plot")
             gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}], elem_id="gd-theory")
+    build_exact_section()
     inputs = [model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed, t_lo, t_hi]
     event = run_btn.click(on_sample, inputs, [preview, grid, status], api_name="guidance_sample", concurrency_limit=1)
     sweep = sweep_btn.click(on_sweep, inputs, sweep_plot, api_name="guidance_sweep", concurrency_limit=1)

@@ -53,9 +53,13 @@ def density_background(ax, density, lim: float):
                   aspect="equal", alpha=0.55)
 
 
-def samples_figure(points: torch.Tensor, density, lim: float, title: str):
+def samples_figure(points: torch.Tensor, density, lim: float, title: str, outline=None):
+    """Samples over a density image; `outline` (another density grid) is drawn as contours."""
     fig, ax = subplots(figsize=(4.6, 4.6))
     density_background(ax, density, lim)
+    if outline is not None:
+        centres = np.linspace(-lim, lim, len(outline) + 1)[:-1] + lim / len(outline)
+        ax.contour(centres, centres, np.asarray(outline).T, levels=4, colors="tab:blue", linewidths=0.7, alpha=0.7)
     p = points.detach().cpu().numpy()
     ax.scatter(p[:, 0], p[:, 1], s=3, c="tab:orange", alpha=0.6, linewidths=0)
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=title)
