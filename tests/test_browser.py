@@ -106,7 +106,8 @@ def test_guided_digits_and_a_sweep_on_the_guidance_tab(page):
                            timeout=60_000)
     page.click("#gd-sample")
     page.wait_for_function("document.querySelector('#gd-status').innerText.includes('NFE')", timeout=120_000)
-    page.wait_for_selector("#gd-grid img", timeout=30_000)
+    for elem_id in ("gd-grid img", "gd-download a"):
+        page.wait_for_selector(f"#{elem_id}", timeout=30_000)
     page.click("#gd-sweep")
     page.wait_for_selector("#gd-sweep-plot img", timeout=120_000)
     wait_idle(page, timeout=120_000)

@@ -1,6 +1,7 @@
 """The Guidance tab through gradio_client: streamed previews, the per-class grid, the sweep,
 the classifier's verdict and bad values. The registry's mnist-cond, mnist and
 mnist-classifier entries point at tiny checkpoints (3 classes, 8x8 images) the test writes."""
+import json
 import re
 
 import pytest
@@ -45,7 +46,10 @@ def client(tmp_path_factory):
 def test_sampling_streams_previews_then_one_row_per_class(client):
     updates = list(client.submit(*ARGS.values(), api_name="/guidance_sample"))
     assert len([u for u in updates if u[0]]) >= 2  # live x_t | x0_hat
-    _, grid, status = updates[-1]
+    _, grid, status, png = updates[-1]
+    meta = json.loads(Image.open(png).text["parameters"])
+    assert meta["labels"] == [0, 0, 0, 2, 2, 2] and meta["guidance"] == 2.0 and meta["nfe"] == 12
+    assert Image.open(png).size == (3 * 10 + 2, 2 * 10 + 2)  # 3 per row, 8-pixel images at native size
     assert "6 images" in status and "NFE **12** (24 network passes)" in status and "w = 2" in status
     unguided = client.predict(*{**ARGS, "guidance": 0.0}.values(), api_name="/guidance_sample")[1]
     assert Image.open(unguided).tobytes() != Image.open(grid).tobytes()  # guidance changed the samples

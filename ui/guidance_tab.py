@@ -10,7 +10,7 @@ from ui import plots
 from ui.errors import as_float, as_int, friendly
 from ui.guidance_toy import build_exact_section
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
-                              upscaled)
+                              save_png, upscaled)
 from ui.streaming import stream_sampling
 from zoo import registry
 from zoo.conditional import GuidedPipeline
@@ -106,11 +106,11 @@ def _verdict(classifier, name, images, labels, scale) -> str:
 
 @friendly
 def on_sample(model, classifier, *values):
-    """Streams (preview, grid, status); values as in `_request`."""
+    """Streams (preview, grid, status, png file); values as in `_request`."""
     req = _request(*values)
     pipe, clf, per_class = load_guided(model), load_classifier(classifier), req.pop("per_class")
     n, steps = len(req["labels"]), req["steps"]
-    yield None, None, f"sampling {n} images with {req['solver']}, {steps} steps ..."
+    yield None, None, f"sampling {n} images with {req['solver']}, {steps} steps ...", None
 
     def run(callback):
         return pipe(classifier=clf, callback=callback, **req)
@@ -118,14 +118,18 @@ def on_sample(model, classifier, *values):
     for kind, value in stream_sampling(run, PREVIEW_INTERVAL):
         if kind == "progress":
             status = f"step {value.step + 1}/{steps} · t = {value.t:.3f} · left: x_t, right: predicted x0_hat"
-            yield preview_image(pipe.schedule, value), gr.skip(), status
+            yield preview_image(pipe.schedule, value), gr.skip(), status, gr.skip()
     effective = req["interval"] and req["guidance"] and pipe.num_classes  # the interval gates CFG only
     out, where = value, f" for t in {list(req['interval'])}" if effective else ""
     status = (f"**{n} images**, one row per class · w = {req['guidance']:g}, classifier scale "
               f"{req['classifier_scale']:g}{where} · {req['solver']}, {steps} steps ({req['spacing']}) · NFE "
               f"**{out.nfe}** ({out.network_calls} network passes) · **{out.seconds:.2f} s**"
               + _verdict(clf, classifier, out.images, req["labels"], req["classifier_scale"]))
-    yield gr.skip(), upscaled(grid_image(out.images, nrow=per_class)), status
+    parameters = {"model": model, "classifier": classifier, "labels": req["labels"], "guidance": req["guidance"],
+                  "classifier_scale": req["classifier_scale"], "interval": req["interval"], "solver": req["solver"],
+                  "steps": steps, "spacing": req["spacing"], "seed": req["seed"], "nfe": out.nfe}
+    yield (gr.skip(), upscaled(grid_image(out.images, nrow=per_class)), status,
+           save_png(out.images, parameters, nrow=per_class))
 
 
 @friendly
@@ -173,11 +177,13 @@ def build_guidance_tab():
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="gd-stop")
         with gr.Column(scale=3):
             status, preview, grid = image_outputs("gd", "samples (one row per class)")
+            download = gr.File(label="PNG with the generation parameters", elem_id="gd-download")
             sweep_plot = gr.Plot(show_label=False, elem_id="gd-sweep-plot")
             gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}], elem_id="gd-theory")
     build_exact_section()
     inputs = [model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed, t_lo, t_hi]
-    event = run_btn.click(on_sample, inputs, [preview, grid, status], api_name="guidance_sample", concurrency_limit=1)
+    event = run_btn.click(on_sample, inputs, [preview, grid, status, download], api_name="guidance_sample",
+                          concurrency_limit=1)
     sweep = sweep_btn.click(on_sweep, inputs, sweep_plot, api_name="guidance_sweep", concurrency_limit=1)
     stop_btn.click(None, None, None, cancels=[event, sweep])
     for box in (model, classifier):

@@ -1,5 +1,9 @@
 """What the image tabs (Unconditional, Guidance) share: the sampler inputs, the live
 x_t | x0_hat preview and the output images. Layout only."""
+import tempfile
+import time
+from pathlib import Path
+
 import gradio as gr
 import numpy as np
 import torch
@@ -7,11 +11,12 @@ from PIL import Image
 
 from ui.errors import as_int
 from zoo.diffusion import SOLVERS, SPACINGS, get_schedule
-from zoo.pixels import grid_image, to_uint8
+from zoo.pixels import grid_image, png_with_parameters, to_uint8
 
 MAX_UI_STEPS = 1000
 PREVIEW_IMAGES = 16
 PREVIEW_INTERVAL = 0.3  # seconds between live previews
+DOWNLOADS = Path(tempfile.gettempdir()) / "zoo-downloads"
 
 
 def upscaled(image, width: int = 420):
@@ -58,3 +63,13 @@ def image_outputs(prefix: str, grid_label: str):
                 images.append(gr.Image(label=label, show_label=False, type="pil", elem_id=f"{prefix}-{name}",
                                        height=360))
     return status, *images
+
+
+def save_png(images: np.ndarray, parameters: dict, nrow=None) -> str:
+    """The grid at native size as a PNG whose 'parameters' text chunk holds the settings
+    (model, solver, steps and seed are in the file name too); returns its path."""
+    DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    name = "{model}_{solver}_{steps}steps_seed{seed}_{stamp}.png".format(stamp=int(time.time() * 1000), **parameters)
+    path = DOWNLOADS / name
+    path.write_bytes(png_with_parameters(grid_image(images, nrow=nrow), parameters))
+    return str(path)

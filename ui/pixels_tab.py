@@ -1,23 +1,17 @@
 """Unconditional tab: sample MNIST / CIFAR-10 UNets with any solver, watching x_t and the
 predicted x0_hat as the solver runs; download the grid as a PNG that carries its
 generation parameters. Layout and wiring only; the work is in zoo.pixels."""
-import tempfile
-import time
-from pathlib import Path
-
 import gradio as gr
-import numpy as np
 
 import zoo
 from ui import plots
 from ui.errors import as_float, as_int, friendly
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
-                              upscaled)
+                              save_png, upscaled)
 from ui.streaming import stream_sampling
 from zoo import registry
-from zoo.pixels import MAX_BATCH, grid_image, png_with_parameters
+from zoo.pixels import MAX_BATCH, grid_image
 
-DOWNLOADS = Path(tempfile.gettempdir()) / "zoo-downloads"
 
 
 def unconditional_models() -> list:
@@ -46,14 +40,6 @@ def _check(model, solver, steps, spacing, eta, seed, batch):
         raise ValueError(f"model must be one of {unconditional_models()}, got {model!r}")
     return (check_sampler(solver, steps, spacing), as_float(eta, "eta", 0.0, 1.0),
             as_int(seed, "seed", 0, 2**31 - 1), as_int(batch, "batch size", 1, MAX_BATCH))
-
-
-def save_png(images: np.ndarray, parameters: dict) -> str:
-    DOWNLOADS.mkdir(parents=True, exist_ok=True)
-    name = "{model}_{solver}_{steps}steps_seed{seed}_{stamp}.png".format(stamp=int(time.time() * 1000), **parameters)
-    path = DOWNLOADS / name
-    path.write_bytes(png_with_parameters(grid_image(images), parameters))
-    return str(path)
 
 
 @friendly
