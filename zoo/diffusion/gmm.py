@@ -55,7 +55,8 @@ class GaussianMixture:
 
     def class_log_prob_grad(self, k: int, schedule):
         """grad_x log p_t(k | x_t = x), the exact noisy classifier of classifier guidance
-        (Dhariwal & Nichol 2021), by autograd through the responsibilities."""
+        (Dhariwal & Nichol 2021), by autograd through the responsibilities. Called as the
+        solvers call a denoiser: one t for the whole batch."""
         self.component(k)  # checks k
         schedule = get_schedule(schedule)
 
