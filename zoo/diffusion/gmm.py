@@ -62,6 +62,8 @@ class GaussianMixture:
 
         def grad(x, t):
             t = broadcast_t(t, x)
+            if not bool((t == t[0]).all()):
+                raise ValueError("class_log_prob_grad takes one t for the whole batch")
             alpha, sigma = (float(v) for v in schedule.alpha_sigma(t[0].to(torch.float64)))
             mean, precision, logdet = self._noisy(alpha, sigma)
             with torch.enable_grad():
