@@ -40,8 +40,11 @@ def karras(schedule: Schedule, n: int, rho: float = 7.0) -> torch.Tensor:
 def quadratic_t(schedule: Schedule, n: int) -> torch.Tensor:
     """Quadratic in t: t_i = (sqrt(t_max) + i/(n-1) (sqrt(t_min) - sqrt(t_max)))^2, so steps
     shrink linearly towards the data. DDIM's "quadratic" sub-sequence (Song, Meng & Ermon
-    2021, Appendix D.2) and DPM-Solver's "time_quadratic" (Lu et al. 2022). On the gmm
-    benchmark it is the best spacing for heun and dpmpp_2m (bench/solvers.py)."""
+    2021, Appendix D.2) and DPM-Solver's "time_quadratic" (Lu et al. 2022). With an exact
+    denoiser it is the best spacing for heun and dpmpp_2m (bench/solvers.py). Its first step
+    is long (vp-cosine: log-SNR -12.9 to -3.7), so it trusts x0_hat at t_max, where an eps
+    network's x0_hat = (x - sigma eps_hat) / alpha multiplies its error by sigma / alpha
+    (~600): with the bundled eps-prediction toy models logsnr is far better (README)."""
     ramp = torch.linspace(0, 1, n, dtype=torch.float64)
     root_max, root_min = math.sqrt(schedule.t_max), math.sqrt(schedule.t_min)
     return (root_max + ramp * (root_min - root_max)) ** 2
