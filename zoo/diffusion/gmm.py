@@ -11,6 +11,7 @@ import math
 import torch
 
 from zoo.diffusion.denoiser import broadcast_t
+from zoo.diffusion.guidance import classifier_log_prob_grad
 from zoo.diffusion.schedules import get_schedule
 
 
@@ -53,25 +54,27 @@ class GaussianMixture:
         grid = torch.stack(torch.meshgrid(centres, centres, indexing="ij"), -1).reshape(-1, 2)
         return self.log_prob(grid).exp().reshape(bins, bins)
 
-    def class_log_prob_grad(self, k: int, schedule):
-        """grad_x log p_t(k | x_t = x), the exact noisy classifier of classifier guidance
-        (Dhariwal & Nichol 2021), by autograd through the responsibilities. Called as the
-        solvers call a denoiser: one t for the whole batch."""
-        self.component(k)  # checks k
+    def noisy_logits(self, schedule):
+        """The exact noisy classifier as logits(x_t, t) = log w_k N(x_t; alpha mu_k, C_k),
+        shape (B, K): their softmax is p_t(k | x_t). Called as the solvers call a denoiser:
+        one t for the whole batch."""
         schedule = get_schedule(schedule)
 
-        def grad(x, t):
+        def logits(x, t):
             t = broadcast_t(t, x)
             if not bool((t == t[0]).all()):
-                raise ValueError("class_log_prob_grad takes one t for the whole batch")
+                raise ValueError("the exact noisy classifier takes one t for the whole batch")
             alpha, sigma = (float(v) for v in schedule.alpha_sigma(t[0].to(torch.float64)))
             mean, precision, logdet = self._noisy(alpha, sigma)
-            with torch.enable_grad():
-                x_in = x.detach().to(torch.float64).requires_grad_(True)
-                log_r = torch.log_softmax(self._log_resp(x_in[:, None, :] - mean, precision, logdet), dim=1)[:, k]
-                return torch.autograd.grad(log_r.sum(), x_in)[0].to(x.dtype)
+            return self._log_resp(x.to(torch.float64)[:, None, :] - mean, precision, logdet)
 
-        return grad
+        return logits
+
+    def class_log_prob_grad(self, k: int, schedule):
+        """grad_x log p_t(k | x_t = x): what classifier guidance (Dhariwal & Nichol 2021)
+        needs, from the exact noisy classifier."""
+        self.component(k)  # checks k
+        return classifier_log_prob_grad(self.noisy_logits(schedule), torch.tensor([k]))
 
     def _noisy(self, alpha: float, sigma: float):
         """Means, precisions C_k^{-1} and log-determinants of the components of p_t."""

@@ -74,13 +74,14 @@ def classifier_guidance(denoiser: Callable, log_prob_grad: Callable, scale: floa
 
 
 def classifier_log_prob_grad(classifier: Callable, labels: torch.Tensor) -> Callable:
-    """grad_x log softmax(classifier(x, t))[y] by autograd, for a noise-aware classifier."""
+    """grad_x log softmax(classifier(x, t))[y] by autograd, for a noise-aware classifier;
+    `labels` holds one label per sample, or one label for every sample."""
 
     def grad(x, t):
         with torch.enable_grad():
             x_in = x.detach().requires_grad_(True)
             log_p = torch.log_softmax(classifier(x_in, t), dim=-1)
-            picked = log_p.gather(1, labels.reshape(-1, 1).to(x.device)).sum()
+            picked = log_p.gather(1, labels.reshape(-1, 1).to(x.device).expand(x.shape[0], 1)).sum()
             return torch.autograd.grad(picked, x_in)[0]
 
     return grad
