@@ -28,6 +28,7 @@ from report import write_report  # noqa: E402
 from zoo.data.images import load_images  # noqa: E402
 from zoo.diffusion.likelihood import bits_per_dim, vlb_nats  # noqa: E402
 from zoo.nets.classifier import Classifier  # noqa: E402
+from zoo.pixels import from_uint8  # noqa: E402
 
 SOLVERS = (("dpmpp_2m", 20), ("heun", 20), ("ddim", 50), ("ddpm", 100))
 
@@ -49,7 +50,7 @@ def train_classifier(steps: int = 1500, batch: int = 64, seed: int = 0) -> Class
 
 @torch.no_grad()
 def classify(net, images_uint8) -> tuple:
-    x = torch.as_tensor(images_uint8).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = from_uint8(images_uint8)
     probs = F.softmax(net(x), dim=1)
     return probs.max(1).values, probs.argmax(1)
 

@@ -14,7 +14,7 @@ from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, pr
 from ui.streaming import stream_sampling
 from zoo import registry
 from zoo.conditional import GuidedPipeline
-from zoo.pixels import MAX_BATCH, PixelPipeline, grid_image
+from zoo.pixels import MAX_BATCH, PixelPipeline, from_uint8, grid_image
 
 CLASSES = [str(k) for k in range(10)]
 MAX_UI_GUIDANCE = 10.0
@@ -91,7 +91,7 @@ def _request(digits, per_class, guidance, scale, solver, steps, spacing, seed, t
 
 def agreement(classifier, images) -> torch.Tensor:
     """The classifier's verdict on the finished samples (t = 0)."""
-    x = torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+    x = from_uint8(images)
     with torch.no_grad():
         return classifier(x.to(next(classifier.parameters()).device), 0.0).argmax(1).cpu()
 
@@ -125,9 +125,7 @@ def on_sample(model, classifier, *values):
               f"{req['classifier_scale']:g}{where} · {req['solver']}, {steps} steps ({req['spacing']}) · NFE "
               f"**{out.nfe}** ({out.network_calls} network passes) · **{out.seconds:.2f} s**"
               + _verdict(clf, classifier, out.images, req["labels"], req["classifier_scale"]))
-    parameters = {"model": model, "classifier": classifier, "labels": req["labels"], "guidance": req["guidance"],
-                  "classifier_scale": req["classifier_scale"], "interval": req["interval"], "solver": req["solver"],
-                  "steps": steps, "spacing": req["spacing"], "seed": req["seed"], "nfe": out.nfe}
+    parameters = {"model": model, "classifier": classifier, **req, "nfe": out.nfe}
     yield (gr.skip(), upscaled(grid_image(out.images, nrow=per_class)), status,
            save_png(out.images, parameters, nrow=per_class))
 

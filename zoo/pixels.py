@@ -33,6 +33,11 @@ def to_uint8(x: torch.Tensor) -> np.ndarray:
     return x.permute(0, 2, 3, 1).numpy()
 
 
+def from_uint8(images) -> torch.Tensor:
+    """The inverse of to_uint8: uint8 (n, H, W, C) -> float (n, C, H, W) in [-1, 1]."""
+    return torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+
 def grid_image(images: np.ndarray, nrow: Optional[int] = None, pad: int = 2) -> Image.Image:
     """uint8 (n, H, W, C) -> one PIL grid, nrow images per row."""
     n, h, w, c = images.shape
