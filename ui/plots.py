@@ -4,7 +4,7 @@ import io
 import numpy as np
 import torch
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import LogFormatter, LogFormatterMathtext, NullFormatter
 from PIL import Image
 
 from zoo.diffusion import SCHEDULES, make_grid
@@ -17,6 +17,21 @@ def subplots(nrows: int = 1, ncols: int = 1, figsize=(5, 4), **kw):
     would keep every one alive until closed."""
     fig = Figure(figsize=figsize)
     return fig, fig.subplots(nrows, ncols, **kw)
+
+
+def finish(fig):
+    """Plain-text tick labels on log axes, then lay out. Matplotlib's default log labels
+    ("10^{-1}") go through its mathtext parser, one shared pyparsing object that is not
+    thread-safe: Gradio draws figures from several threads at once, and concurrent parses
+    fail with a ParseException (seen in CI)."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            if isinstance(axis.get_major_formatter(), LogFormatterMathtext):
+                axis.set_major_formatter(LogFormatter())
+            if isinstance(axis.get_minor_formatter(), LogFormatterMathtext):
+                axis.set_minor_formatter(LogFormatter(labelOnlyBase=False))
+    fig.tight_layout()
+    return fig
 
 
 def schedule_figure(selected: str, steps: int, spacing: str):
@@ -42,8 +57,7 @@ def schedule_figure(selected: str, steps: int, spacing: str):
         ax.set(title=title, xlabel="t")
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def density_background(ax, density, lim: float):
@@ -64,8 +78,7 @@ def samples_figure(points: torch.Tensor, density, lim: float, title: str, outlin
     ax.scatter(p[:, 0], p[:, 1], s=3, c="tab:orange", alpha=0.6, linewidths=0)
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=title)
     ax.set_aspect("equal")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def trajectories_figure(path: torch.Tensor, times, show_step: int, lim: float, density):
@@ -83,8 +96,7 @@ def trajectories_figure(path: torch.Tensor, times, show_step: int, lim: float, d
     ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title="Reverse trajectories")
     ax.set_aspect("equal")
     ax.legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def forward_figure(snapshots, lim: float):
@@ -98,8 +110,7 @@ def forward_figure(snapshots, lim: float):
         ax.set_xticks([])
         ax.set_yticks([])
     fig.suptitle("Forward process q(x_t | x_0): x_t = alpha(t) x_0 + sigma(t) eps")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def field_figure(fields, lim: float, title: str):
@@ -113,8 +124,7 @@ def field_figure(fields, lim: float, title: str):
         ax.set(xlim=(-lim, lim), ylim=(-lim, lim), title=label)
         ax.set_aspect("equal")
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def curve_figure(xs, ys, title: str, xlabel: str, ylabel: str, logy: bool = False):
@@ -124,8 +134,7 @@ def curve_figure(xs, ys, title: str, xlabel: str, ylabel: str, logy: bool = Fals
         ax.set_yscale("log")
     ax.set(title=title, xlabel=xlabel, ylabel=ylabel)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def compare_figure(results: dict, floor: float):
@@ -141,8 +150,7 @@ def compare_figure(results: dict, floor: float):
            title="Compare solvers on this model")
     ax.legend(fontsize=8, ncol=2)
     ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
 
 
 def figure_image(fig, dpi: int = 100):
@@ -162,5 +170,4 @@ def image_rows_figure(rows, title: str):
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
     fig.suptitle(title)
-    fig.tight_layout()
-    return fig
+    return finish(fig)
