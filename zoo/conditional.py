@@ -34,7 +34,9 @@ class GuidedOutput(ImageOutput):
     network_calls: int = 0
 
 
-class _CountedNet:
+class CountedNet:
+    """A denoiser that counts its network passes (CFG makes two per evaluation)."""
+
     def __init__(self, denoiser):
         self.denoiser, self.calls = denoiser, 0
 
@@ -116,7 +118,7 @@ class GuidedPipeline:
                  classifier_scale: float = 0.0, interval=None, callback=None, **options) -> GuidedOutput:
         labels, guidance, scale, interval = self._check(labels, guidance, classifier, classifier_scale, interval)
         y = torch.tensor(labels, device=self.base.device)
-        net = _CountedNet(self.base.denoiser)
+        net = CountedNet(self.base.denoiser)
         d = self.guided_denoiser(y, guidance, classifier, scale, interval, net)
         out = sample_info(d, (len(labels), *self.image_shape), schedule=self.schedule, steps=steps, solver=solver,
                           spacing=spacing, seed=seed, callback=callback, device=self.base.device, **options)

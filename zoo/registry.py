@@ -15,7 +15,7 @@ from zoo import hub
 from zoo.data.toy2d import TOY_DATASETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TASKS = ("toy2d", "unconditional", "class-conditional", "classifier", "text-to-image")
+TASKS = ("toy2d", "unconditional", "class-conditional", "classifier", "autoencoder", "text-to-image")
 
 # "module:function" -> (module, function). The only code `load` may call.
 PIPELINES = {
@@ -24,6 +24,7 @@ PIPELINES = {
     "zoo.conditional:load_pipeline": ("zoo.conditional", "load_pipeline"),
     "zoo.conditional:load_classifier": ("zoo.conditional", "load_classifier"),
     "zoo.text2image:load_pipeline": ("zoo.text2image", "load_pipeline"),
+    "zoo.text2image:load_vae": ("zoo.text2image", "load_vae"),
 }
 
 
@@ -102,6 +103,26 @@ ENTRIES: list[ZooEntry] = [
         pipeline="zoo.conditional:load_classifier",
         train_command=("python -m trainers.classifier --dataset mnist-offline --fp16-weights --release "
                        "weights/mnist-classifier"),
+    ),
+    ZooEntry(
+        name="shapes-vae",
+        task="autoencoder",
+        description="KL autoencoder (3x32x32 -> 4x8x8) of the captioned shapes images: the text-to-image model's "
+                    "latent space.",
+        repo_id="diffusion-zoo/shapes-vae",
+        bundled_path="weights/shapes-vae",
+        pipeline="zoo.text2image:load_vae",
+        train_command="python -m trainers.vae --fp16-weights --release weights/shapes-vae",
+    ),
+    ZooEntry(
+        name="shapes-t2i",
+        task="text-to-image",
+        description="Latent DiT with an open_clip text encoder on the shapes-vae latents: prompts such as 'a small "
+                    "red circle in the top left'.",
+        repo_id="diffusion-zoo/shapes-t2i",
+        bundled_path="weights/shapes-t2i",
+        pipeline="zoo.text2image:load_pipeline",
+        train_command="python -m trainers.text2image --vae shapes-vae --fp16-weights --release weights/shapes-t2i",
     ),
     ZooEntry(
         name="cifar10",

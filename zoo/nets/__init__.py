@@ -1,6 +1,6 @@
-"""Pure nn.Modules. They know nothing about schedules: every net is called as
+"""Pure nn.Modules. They know nothing about schedules: every diffusion net is called as
 `net(x, t, **cond)` with t in [0, 1] (continuous diffusion time, shape (batch,)) and
-returns a tensor shaped like x. Each architecture is a module exposing a config
+returns a tensor shaped like x (the VAE has encode / decode instead). Each architecture is a module exposing a config
 dataclass and a class taking that config; checkpoints name the architecture by key,
 never by import path (a config file must not be able to import arbitrary code)."""
 import dataclasses
@@ -11,6 +11,8 @@ ARCHITECTURES = {
     "mlp": ("zoo.nets.mlp", "MLP"),
     "unet": ("zoo.nets.unet", "UNet"),
     "classifier": ("zoo.nets.classifier", "Classifier"),
+    "vae": ("zoo.nets.vae", "VAE"),
+    "dit": ("zoo.nets.dit", "DiT"),
 }
 
 

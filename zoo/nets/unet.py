@@ -23,19 +23,23 @@ def group_norm(channels: int, groups: int) -> nn.GroupNorm:
 
 
 class ResBlock(nn.Module):
+    """GroupNorm-SiLU-conv twice with a skip; the embedding (time, class) is added between
+    the convs. emb_dim = 0: no embedding (the VAE's blocks)."""
+
     def __init__(self, c_in: int, c_out: int, emb_dim: int, dropout: float, groups: int):
         super().__init__()
         self.norm1, self.conv1 = group_norm(c_in, groups), nn.Conv2d(c_in, c_out, 3, padding=1)
-        self.emb = nn.Linear(emb_dim, c_out)
+        self.emb = nn.Linear(emb_dim, c_out) if emb_dim else None
         self.norm2, self.conv2 = group_norm(c_out, groups), nn.Conv2d(c_out, c_out, 3, padding=1)
         self.dropout = nn.Dropout(dropout)
         self.skip = nn.Conv2d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
         nn.init.zeros_(self.conv2.weight)  # each block starts as the identity
         nn.init.zeros_(self.conv2.bias)
 
-    def forward(self, x, emb):
+    def forward(self, x, emb=None):
         h = self.conv1(F.silu(self.norm1(x)))
-        h = h + self.emb(F.silu(emb))[:, :, None, None]
+        if self.emb is not None:
+            h = h + self.emb(F.silu(emb))[:, :, None, None]
         h = self.conv2(self.dropout(F.silu(self.norm2(h))))
         return self.skip(x) + h
 

@@ -1,0 +1,94 @@
+"""Train the KL autoencoder of the text-to-image model on the captioned `shapes` images
+(latent diffusion, Rombach et al. 2022: first the autoencoder, then the diffusion model
+on its latents, see trainers.text2image).
+
+    python -m trainers.vae --fp16-weights --release weights/shapes-vae
+
+After training, the reconstruction error and the share of shape attributes the
+reconstructions keep (zoo.data.shapes.judge) on held-out images go into the checkpoint.
+"""
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, train  # noqa: E402
+from zoo.data import shapes  # noqa: E402
+from zoo.hub import CardInfo  # noqa: E402
+from zoo.nets.vae import VAE, vae_loss  # noqa: E402
+from zoo.pixels import to_uint8  # noqa: E402
+
+TEST_SEED = 10_000  # held-out images: another seed of the generator
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--num-images", type=int, default=20_000, help="size of the generated training set")
+    ap.add_argument("--channels", type=lambda s: tuple(int(v) for v in s.split(",")), default=(16, 32, 64),
+                    help="comma-separated widths per resolution (len - 1 halvings)")
+    ap.add_argument("--latent-channels", type=int, default=4)
+    ap.add_argument("--kl-weight", type=float, default=1e-4, help="beta of the KL term (per pixel)")
+    ap.add_argument("--fp16-weights", action="store_true", help="store the released weights in float16")
+    add_loop_args(ap, steps=4000, batch_size=32, lr=2e-3, warmup=100, lr_decay="cosine", ema_decay=0.999,
+                  ckpt_every=500, log_every=50, out="runs/vae-shapes")
+    return ap.parse_args(argv)
+
+
+@torch.no_grad()
+def reconstruct(vae: VAE, images: torch.Tensor) -> np.ndarray:
+    """uint8 (n, 3, H, W) -> uint8 (n, H, W, 3) decoded from the posterior means."""
+    device = next(vae.parameters()).device
+    x = images.float().to(device) / 127.5 - 1
+    return np.concatenate([to_uint8(vae.decode(vae.encode(chunk)[0])) for chunk in x.split(256)])
+
+
+def evaluation(test, captions):
+    """Release.evaluate: PSNR of the reconstructions and the shape attributes they keep."""
+    def evaluate(vae):
+        recon = reconstruct(vae, test.images)
+        truth = test.images.permute(0, 2, 3, 1).numpy()
+        mse = float(((recon.astype(np.float64) - truth) ** 2).mean())
+        psnr = 10 * np.log10(255.0**2 / mse)
+        kept = shapes.judge(recon, captions)
+        print(f"held-out PSNR {psnr:.2f} dB, attributes kept: {kept}")
+        numbers = {"psnr_db": round(psnr, 2), "attributes_kept": {k: round(v, 4) for k, v in kept.items()}}
+        rows = "\n".join(f"| {k} | {v:.3f} |" for k, v in kept.items())
+        return numbers, (f"On {len(test)} held-out images: PSNR {psnr:.2f} dB. Share of the attributes their captions "
+                         f"name that the reconstructions keep (read back by zoo.data.shapes.judge):\n\n"
+                         f"| attribute | kept |\n|---|---|\n{rows}\n")
+    return evaluate
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg = loop_config(args)
+    data, _ = shapes.load_shapes(args.num_images, seed=cfg.seed)
+    test, test_captions = shapes.load_shapes(1000, seed=TEST_SEED)
+    config = VAE.Config(channels=args.channels, latent_channels=args.latent_channels)
+    card = CardInfo(title="KL autoencoder for the shapes data set", tags=["vae", "latent-diffusion", "shapes"],
+                    description=(f"Convolutional KL-VAE (latent diffusion's first stage), 3x32x32 images to "
+                                 f"{'x'.join(map(str, config.latent_shape))} latents, KL weight {args.kl_weight}, "
+                                 "from the diffusion model zoo."),
+                    data=f"{args.num_images} generated captioned shapes images (zoo.data.shapes, seed {cfg.seed})")
+    release = Release("vae", config, {}, card, extra={"kl_weight": args.kl_weight},
+                      dtype=torch.float16 if args.fp16_weights else torch.float32,
+                      command=command_line("trainers.vae", argv), evaluate=evaluation(test, test_captions))
+    originals = test.images[:16].float() / 127.5 - 1
+
+    def sample_fn(vae):  # originals (top two rows) over their reconstructions
+        x = originals.to(next(vae.parameters()).device)
+        return image_grid(torch.cat([x, vae.decode(vae.encode(x)[0])]), nrow=8)
+
+    torch.manual_seed(cfg.seed)
+    result = train(VAE(config), lambda net, x: vae_loss(net, x, args.kl_weight)[0],
+                   lambda step, g: data.batch(cfg.batch_size, g), cfg, release, sample_fn=sample_fn)
+    print(f"released {result.release_dir} after {result.step} steps, loss {result.final_loss:.5f}")
+    return result
+
+
+if __name__ == "__main__":
+    main()
