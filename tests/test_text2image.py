@@ -1,0 +1,167 @@
+"""Text to image: the text encoder, the DiT, the VAE, the latent pipeline with CFG, the
+registry entries and both trainers, on tiny configs."""
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from zoo import hub, registry
+from zoo.data import shapes
+from zoo.diffusion import DiffusionConfig, sample
+from zoo.nets.dit import DiT
+from zoo.nets.text_encoder import PAD, UNKNOWN, TextEncoder, bpe_tokenizer, vocab_ids
+from zoo.nets.vae import VAE, kl_divergence
+from zoo.text2image import LatentSpace, load_pipeline, load_vae
+
+VOCAB = vocab_ids(shapes.vocabulary())
+
+
+def tiny_dit(seed: int = 0) -> DiT:
+    torch.manual_seed(seed)
+    net = DiT(DiT.Config(width=32, depth=1, heads=2, text=TextEncoder.Config(vocab=VOCAB, width=32, layers=1)))
+    for p in net.parameters():  # leave the zero-initialised start, so prompts change the output
+        p.data.add_(0.05 * torch.randn_like(p))
+    return net.eval()
+
+
+def tiny_vae(seed: int = 0) -> VAE:
+    torch.manual_seed(seed)
+    return VAE(VAE.Config(channels=(8, 8, 8))).eval()
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("t2i")
+    vae, dit = tiny_vae(), tiny_dit()
+    hub.save_checkpoint(root / "vae", vae, "vae", vae.config, {}, extra={"eval": {"psnr_db": 30.0}})
+    hub.save_checkpoint(root / "dit", dit, "dit", dit.config, DiffusionConfig(parameterisation="v"),
+                        extra={"latent": {"vae": str(root / "vae"), "scale": 2.0, "shift": 0.1},
+                               "data": {"vocabulary": shapes.vocabulary()}})
+    return root
+
+
+def test_tokenizer_keeps_the_caption_words_and_maps_the_rest_to_unknown():
+    enc = TextEncoder(TextEncoder.Config(vocab=VOCAB, width=32, layers=1))
+    rows = enc.tokenize(["a red circle", "a red dog", ""])
+    tok = bpe_tokenizer()
+    sot, eot = (int(enc.table[i]) for i in (tok.sot_token_id, tok.eot_token_id))
+    assert rows[0, :5].tolist() == [sot, *(int(enc.table[i]) for i in tok.encode("a red circle")), eot]
+    assert min(rows[0, 1:4].tolist()) >= 2 and rows[1, 3] == UNKNOWN and (rows[0, 5:] == PAD).all()
+    assert rows[2, :2].tolist() == [sot, eot] and eot == rows.max()  # end-of-text is the largest id
+    with pytest.raises(ValueError, match="prompt too long: 30 tokens, at most 22"):
+        enc.tokenize(["red " * 30])
+
+
+def test_text_encoder_pools_at_the_end_of_text_token():
+    enc = TextEncoder(TextEncoder.Config(vocab=VOCAB, width=32, layers=1)).eval()
+    rows = enc.tokenize(["a small red circle", "a blue square on the left"])
+    pooled, tokens, mask = enc(rows)
+    end = mask.sum(1) - 1  # position of end-of-text
+    expected = tokens[torch.arange(2), end] @ enc.transformer.text_projection
+    assert torch.allclose(pooled, expected, atol=1e-6) and mask.sum().item() == 6 + 8
+
+
+def test_dit_context_path_equals_text_path_and_caption_dropout_is_training_only():
+    net = tiny_dit()
+    x, t = torch.randn(2, 4, 8, 8), torch.rand(2)
+    rows = net.text_encoder.tokenize(["a red circle", "a blue square"])
+    out = net(x, t, text=rows)
+    assert out.shape == x.shape and torch.allclose(out, net(x, t, context=net.encode_text(rows, 2)))
+    assert not torch.allclose(out, net(x, t))  # the prompt matters
+    assert torch.allclose(net(x, t), net(x, t, text=net.text_encoder.tokenize(["", ""])))  # None = ""
+    net.train()
+    net.config.caption_dropout = 0.999999
+    assert torch.allclose(net(x, t, text=rows), net(x, t), atol=1e-6)  # every caption dropped
+    fresh = DiT(net.config).eval()  # adaLN-Zero: a new DiT predicts exactly zero
+    assert fresh(x, t, text=rows).abs().max() == 0
+
+
+def test_vae_shapes_and_kl():
+    vae = tiny_vae()
+    x = torch.rand(3, 3, 32, 32) * 2 - 1
+    mean, logvar = vae.encode(x)
+    assert mean.shape == (3, *vae.config.latent_shape) == (3, 4, 8, 8) and vae.decode(mean).shape == x.shape
+    zero = torch.zeros(1, 4, 8, 8)
+    assert kl_divergence(zero, zero).item() == 0
+    # KL(N(1, e) || N(0, 1)) per dimension = (1 + e - 1 - 1) / 2
+    assert kl_divergence(zero + 1, zero + 1).item() == pytest.approx(256 * (np.e - 1) / 2, rel=1e-5)
+
+
+def test_latent_space_normalises_and_decodes():
+    vae = tiny_vae()
+    space = LatentSpace(vae, 2.0, 0.1)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    z = space.encode(x)
+    assert torch.allclose(z, (vae.encode(x)[0] - 0.1) * 2.0)
+    assert torch.allclose(space.decode(z), vae.decode(vae.encode(x)[0]), atol=1e-5)
+
+
+def test_guidance_zero_is_the_conditional_model_and_cfg_doubles_the_calls(folders):
+    pipe = load_pipeline(folders / "dit", device="cpu")
+    prompts = ["a red circle", "a blue square"]
+    ctx = pipe.context(prompts)
+    plain = sample(pipe.denoiser, (2, 4, 8, 8), steps=5, seed=3, cond={"context": ctx})
+    out = pipe(prompts, n=2, steps=5, seed=3, guidance=0.0)
+    assert np.array_equal(out.images, pipe.decode(plain)) and out.nfe == out.network_calls == 5
+    guided = pipe(prompts, n=2, steps=5, seed=3, guidance=3.0)
+    assert (guided.nfe, guided.network_calls) == (5, 10) and not np.array_equal(guided.images, out.images)
+    assert out.images.shape == (2, 32, 32, 3) and out.images.dtype == np.uint8 and out.prompts == prompts
+
+
+def test_a_seed_gives_the_same_image_whatever_the_batch(folders):
+    pipe = load_pipeline(folders / "dit", device="cpu")
+    batch = pipe(["a red circle", "a green triangle", "a blue square"], n=3, steps=4, seed=7, guidance=2.0)
+    alone = pipe("a green triangle", n=1, steps=4, seed=8, guidance=2.0)  # sample i uses seed + i
+    assert np.abs(batch.images[1].astype(int) - alone.images[0]).max() <= 1
+
+
+def test_bad_requests_raise_clear_errors(folders):
+    pipe = load_pipeline(folders / "dit", device="cpu")
+    cases = [(dict(prompt=""), "prompt is empty"), (dict(prompt="x" * 400), "at most 300"),
+             (dict(prompt="red " * 30), "prompt too long: 30 tokens"), (dict(prompt=3), "must be a string"),
+             (dict(prompt=["a", "b"], n=3), "one per sample"), (dict(prompt="a", n=0), "batch size"),
+             (dict(prompt="a", n=10_000), "batch size"), (dict(prompt="a", guidance=float("nan")), "guidance"),
+             (dict(prompt="a", guidance=1e9), "guidance"), (dict(prompt="a", steps=0), "steps"),
+             (dict(prompt="a", solver="magic"), "solver")]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            pipe(**{"steps": 2, **kwargs})
+    assert pipe("a red dog", n=1, steps=2).unknown_words == ["dog"]
+
+
+def test_registry_loads_both_entries(folders, monkeypatch):
+    entries = [dataclasses.replace(e, bundled_path=str(folders / {"shapes-vae": "vae", "shapes-t2i": "dit"}[e.name]))
+               if e.name in ("shapes-vae", "shapes-t2i") else e for e in registry.ENTRIES]
+    monkeypatch.setattr(registry, "ENTRIES", entries)
+    registry.clear_cache()
+    import zoo
+
+    vae, pipe = zoo.load("shapes-vae"), zoo.load("shapes-t2i")
+    assert isinstance(vae, VAE) and vae.card == {"psnr_db": 30.0}
+    assert pipe("a red circle", n=1, steps=2).images.shape == (1, 32, 32, 3)
+    with pytest.raises(ValueError, match="not a VAE"):
+        load_vae(folders / "dit")
+    registry.clear_cache()
+
+
+def test_trainers_release_loadable_checkpoints(tmp_path):
+    from trainers import text2image, vae
+
+    vae.main(["--num-images", "64", "--steps", "4", "--ckpt-every", "4", "--batch-size", "8", "--channels", "8,8,8",
+              "--out", str(tmp_path / "vae")])
+    vae_folder = tmp_path / "vae" / "release"
+    assert "psnr_db" in hub.load_config(vae_folder)["eval"]
+    text2image.main(["--vae", str(vae_folder), "--num-images", "64", "--steps", "4", "--ckpt-every", "4",
+                     "--batch-size", "8", "--width", "32", "--depth", "1", "--heads", "2", "--text-width", "32",
+                     "--text-layers", "1", "--eval-samples", "6", "--out", str(tmp_path / "dit")])
+    folder = tmp_path / "dit" / "release"
+    config = hub.load_config(folder)
+    assert set(config["eval"]["prompt_following_by_guidance"]) == {"0.0", "1.0", "3.0"}
+    assert "text-to-image" in (folder / "README.md").read_text()
+    # the saved normalisation gives the training latents unit variance and zero mean
+    data, _ = shapes.load_shapes(64, seed=0)
+    pipe = load_pipeline(folder, device="cpu")
+    z = pipe.latent.encode_uint8(data.images.permute(0, 2, 3, 1))
+    assert abs(float(z.std()) - 1) < 1e-3 and abs(float(z.mean())) < 1e-3
+    assert pipe("a red circle", n=2, steps=3).images.shape == (2, 32, 32, 3)
