@@ -11,6 +11,7 @@ import gradio as gr
 from ui.guidance_tab import build_guidance_tab
 from ui.pixels_tab import build_pixels_tab
 from ui.schedules_tab import build_schedules_tab
+from ui.text2image_tab import build_text2image_tab
 from ui.toy_tab import build_toy_tab
 from ui.zoo_tab import build_zoo_tab
 
@@ -27,13 +28,15 @@ def build_app() -> gr.Blocks:
             pixels = build_pixels_tab()
         with gr.Tab("Guidance", id="guidance"):
             guidance = build_guidance_tab()
+        with gr.Tab("Text to image", id="text2image"):
+            text2image = build_text2image_tab()
         with gr.Tab("Noise schedules", id="schedules"):
             schedules = build_schedules_tab()
         with gr.Tab("Model zoo", id="zoo"):
             build_zoo_tab()
         # first views drawn when a visitor opens the page
         for fn, inputs, output in (toy["forward"], toy["schedule"], toy["field"], pixels["info"], guidance["info"],
-                                  schedules):
+                                  text2image["info"], schedules):
             demo.load(fn, inputs, output, api_name=False)
     return demo
 

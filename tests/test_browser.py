@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 
 from servers.app_server import running_app
+from zoo.registry import get_entry
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
@@ -118,3 +119,30 @@ def test_guided_digits_and_a_sweep_on_the_guidance_tab(page):
     wait_idle(page)
     assert "p(x0 | k) itself" in page.locator("#gx-status").inner_text()
     page.screenshot(path=str(ARTIFACTS / "guidance_tab.png"), full_page=True)
+
+
+T2I_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "shapes-t2i" / "model.safetensors"
+
+
+def test_prompt_to_shapes_on_the_text_to_image_tab(page):
+    if not T2I_WEIGHTS.exists():  # trained apart from the tests (minutes of CPU), not bundled yet
+        pytest.skip(f"{T2I_WEIGHTS} missing: train it with `{get_entry('shapes-t2i').train_command}`")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.reload()
+    page.get_by_role("tab", name="Text to image").click()
+    page.wait_for_selector("#t2i-generate", state="visible")
+    page.wait_for_function("document.querySelector('#t2i-info').innerText.includes('DiT')", timeout=60_000)
+    page.locator("#t2i-examples").get_by_text("a blue square", exact=True).click()  # an example fills the prompt
+    assert page.locator("#t2i-prompt textarea").input_value() == "a blue square"
+    page.click("#t2i-generate")
+    page.wait_for_function("document.querySelector('#t2i-status').innerText.includes('NFE')", timeout=120_000)
+    for elem_id in ("t2i-grid img", "t2i-download a"):
+        page.wait_for_selector(f"#{elem_id}", timeout=30_000)
+    status = page.locator("#t2i-status").inner_text()
+    assert "network passes" in status and "samples show every attribute the prompt names" in status
+    assert "the model never saw" not in status
+    assert "The prompt asks for: shape square, color blue" in page.locator("#t2i-judge").inner_text()
+    page.click("#t2i-sweep")
+    page.wait_for_selector("#t2i-sweep-plot img", timeout=120_000)
+    wait_idle(page, timeout=120_000)
+    page.screenshot(path=str(ARTIFACTS / "text2image_tab.png"), full_page=True)

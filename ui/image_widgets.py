@@ -52,12 +52,12 @@ def check_sampler(solver, steps, spacing) -> int:
     return as_int(steps, "steps", 1, MAX_UI_STEPS)
 
 
-def image_outputs(prefix: str, grid_label: str):
+def image_outputs(prefix: str, grid_label: str, preview_label: str = "live: x_t | x0_hat"):
     """Status line, then the live preview beside the final grid: (status, preview, grid)."""
     status = gr.Markdown("", elem_id=f"{prefix}-status")
     with gr.Row():
         images = []
-        for label, name in (("live: x_t | x0_hat", "preview"), (grid_label, "grid")):
+        for label, name in ((preview_label, "preview"), (grid_label, "grid")):
             with gr.Column(min_width=200):
                 gr.Markdown(f"*{label}*")  # a caption above, not a badge over the top row of images
                 images.append(gr.Image(label=label, show_label=False, type="pil", elem_id=f"{prefix}-{name}",

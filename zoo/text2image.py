@@ -81,8 +81,8 @@ class TextToImagePipeline:
         self.description, self.card, self.vocabulary = description, card or {}, vocabulary
 
     @property
-    def schedule(self):
-        return self.denoiser.schedule
+    def schedule(self) -> str:
+        return self.denoiser.schedule.name  # a name, as the pixel pipelines give
 
     @property
     def device(self):
