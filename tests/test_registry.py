@@ -23,6 +23,18 @@ def test_entries_cover_the_zoo():
     assert registry.get_entry("cifar10").bundled_path is None
 
 
+def test_every_bundled_entry_ships_its_weights_and_loads():
+    """A bundled_path must be a committed, loadable checkpoint (weights are never trained in CI)."""
+    for entry in zoo.list_models():
+        if entry.bundled_path:
+            assert hub.is_checkpoint(entry.bundled_folder), f"{entry.name}: no checkpoint in {entry.bundled_path}"
+            assert hub.load_config(entry.bundled_folder)["arch"]
+    registry.clear_cache()
+    for name in ("toy-moons", "mnist-cond", "shapes-t2i"):  # one of each pipeline family, for real
+        assert zoo.load(name, device="cpu") is not None
+    registry.clear_cache()
+
+
 def test_unknown_name_and_pipeline_rejected():
     with pytest.raises(ValueError, match="mnist"):
         registry.get_entry("nope")

@@ -27,11 +27,9 @@ def ema_decay_at(decay: float, updates: int) -> float:
 
 
 def ema_multi_avg_fn(decay: float):
-    """multi_avg_fn for torch.optim.swa_utils.AveragedModel: in-place EMA with warm-up."""
+    """multi_avg_fn for torch.optim.swa_utils.AveragedModel (parameters only): in-place EMA
+    with warm-up."""
     @torch.no_grad()
     def update(ema_params, current_params, num_averaged):
-        if not torch.is_floating_point(ema_params[0]):  # integer buffers: keep the latest
-            torch._foreach_copy_(ema_params, current_params)
-            return
         torch._foreach_lerp_(ema_params, current_params, 1.0 - ema_decay_at(decay, int(num_averaged)))
     return update
