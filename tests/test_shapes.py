@@ -52,3 +52,15 @@ def test_the_dataset_is_reproducible_and_loads_through_datasets():
     data, captions = S.load_shapes(20, seed=5)
     assert tuple(data.images.shape) == (20, 3, 32, 32) and captions == a["caption"]
     assert np.array_equal(data.images[0].permute(1, 2, 0).numpy(), np.asarray(a[0]["image"]))
+
+
+def test_position_has_the_same_margin_for_every_shape():
+    """The cell comes from the centre of the shape's extent: a triangle's centroid sits a
+    sixth of its height low, which once misread triangles shifted within their cell."""
+    for shape in S.SHAPES:
+        for position in ("top", "center", "bottom left"):
+            for dx, dy in ((0, -3), (0, 3), (3, 3), (-3, -3)):  # 2x the data's jitter, still inside the cell
+                image = S.render(S.Shape(shape, "green", "large", position, dx, dy))
+                assert S.read_shape(image)["position"] == position, (shape, position, dx, dy)
+    with pytest.raises(ValueError, match="one prompt per image"):
+        S.judge(np.zeros((2, 32, 32, 3), np.uint8), ["a red circle"])

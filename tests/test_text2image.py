@@ -1,6 +1,8 @@
 """Text to image: the text encoder, the DiT, the VAE, the latent pipeline with CFG, the
 registry entries and both trainers, on tiny configs."""
 import dataclasses
+import json
+import shutil
 
 import numpy as np
 import pytest
@@ -36,9 +38,9 @@ def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("t2i")
     vae, dit = tiny_vae(), tiny_dit()
     hub.save_checkpoint(root / "vae", vae, "vae", vae.config, {}, extra={"eval": {"psnr_db": 30.0}})
+    latent = {"vae": str(root / "vae"), "vae_sha256": hub.weights_sha256(root / "vae"), "scale": 2.0, "shift": 0.1}
     hub.save_checkpoint(root / "dit", dit, "dit", dit.config, DiffusionConfig(parameterisation="v"),
-                        extra={"latent": {"vae": str(root / "vae"), "scale": 2.0, "shift": 0.1},
-                               "data": {"vocabulary": shapes.vocabulary()}})
+                        extra={"latent": latent})
     return root
 
 
@@ -49,9 +51,12 @@ def test_tokenizer_keeps_the_caption_words_and_maps_the_rest_to_unknown():
     sot, eot = (int(enc.table[i]) for i in (tok.sot_token_id, tok.eot_token_id))
     assert rows[0, :5].tolist() == [sot, *(int(enc.table[i]) for i in tok.encode("a red circle")), eot]
     assert min(rows[0, 1:4].tolist()) >= 2 and rows[1, 3] == UNKNOWN and (rows[0, 5:] == PAD).all()
-    assert rows[2, :2].tolist() == [sot, eot] and eot == rows.max()  # end-of-text is the largest id
+    assert rows[2, :2].tolist() == [sot, eot]
     with pytest.raises(ValueError, match="prompt too long: 30 tokens, at most 22"):
         enc.tokenize(["red " * 30])
+    with pytest.raises(ValueError, match="end_of_text"):  # typed in, it would move the pooling position
+        enc.tokenize(["a red <end_of_text> circle"])
+    assert enc.unknown_pieces(["a red circle, 3 dogs", "a blue square"]) == [",", "3", "dogs"]
 
 
 def test_text_encoder_pools_at_the_end_of_text_token():
@@ -76,6 +81,23 @@ def test_dit_context_path_equals_text_path_and_caption_dropout_is_training_only(
     assert torch.allclose(net(x, t, text=rows), net(x, t), atol=1e-6)  # every caption dropped
     fresh = DiT(net.config).eval()  # adaLN-Zero: a new DiT predicts exactly zero
     assert fresh(x, t, text=rows).abs().max() == 0
+
+
+def test_cross_attention_ignores_padding_tokens():
+    net = tiny_dit()
+    x, t = torch.randn(2, 4, 8, 8), torch.rand(2)
+    pooled, tokens, mask = net.encode_text(net.text_encoder.tokenize(["a red circle", "a blue square on the left"]), 2)
+    noisy = torch.where(mask[..., None], tokens, 100 * torch.randn_like(tokens))  # garbage where mask is False
+    assert (~mask).any() and torch.allclose(net(x, t, context=(pooled, tokens, mask)),
+                                            net(x, t, context=(pooled, noisy, mask)), atol=1e-5)
+    assert not torch.allclose(net(x, t, context=(pooled, tokens, mask)), net(x, t, context=(pooled, noisy, ~mask)))
+
+
+def test_dit_config_errors():
+    with pytest.raises(ValueError, match="unknown text encoder config fields"):
+        DiT.Config(text={"vocab": VOCAB, "colour": 1})
+    with pytest.raises(ValueError, match="multiple of heads and of 4"):
+        DiT(DiT.Config(width=6, heads=2, text=TextEncoder.Config(vocab=VOCAB, width=8, layers=1)))
 
 
 def test_vae_shapes_and_kl():
@@ -107,6 +129,13 @@ def test_guidance_zero_is_the_conditional_model_and_cfg_doubles_the_calls(folder
     assert np.array_equal(out.images, pipe.decode(plain)) and out.nfe == out.network_calls == 5
     guided = pipe(prompts, n=2, steps=5, seed=3, guidance=3.0)
     assert (guided.nfe, guided.network_calls) == (5, 10) and not np.array_equal(guided.images, out.images)
+    # the guided denoiser is D(z | c) + w (D(z | c) - D(z | "")): check it at one (z, t)
+    seen = []
+    pipe(prompts, n=2, steps=1, seed=3, guidance=3.0, solver="euler",
+         callback=lambda step, t, x_t, x0_hat: seen.append((t, x_t, x0_hat)))
+    t, x_t, x0_hat = seen[0]
+    cond, null = pipe.denoiser(x_t, t, context=ctx), pipe.denoiser(x_t, t, context=pipe.context(["", ""]))
+    assert torch.allclose(x0_hat, cond + 3.0 * (cond - null), atol=1e-5)
     assert out.images.shape == (2, 32, 32, 3) and out.images.dtype == np.uint8 and out.prompts == prompts
 
 
@@ -129,6 +158,25 @@ def test_bad_requests_raise_clear_errors(folders):
         with pytest.raises(ValueError, match=message):
             pipe(**{"steps": 2, **kwargs})
     assert pipe("a red dog", n=1, steps=2).unknown_words == ["dog"]
+
+
+def test_loading_checks_the_latent_space(folders, tmp_path):
+    with pytest.raises(ValueError, match="not a text-to-image checkpoint"):
+        load_pipeline(folders / "vae")
+    other = tiny_vae(seed=5)  # retrained VAE in the place the DiT names: refused
+    shutil.copytree(folders / "dit", tmp_path / "dit")
+    config = hub.load_config(tmp_path / "dit")
+    hub.save_checkpoint(tmp_path / "vae", other, "vae", other.config, {})
+    config["latent"]["vae"] = str(tmp_path / "vae")
+    hub.atomic_write_text(tmp_path / "dit" / "config.json", json.dumps(config))
+    with pytest.raises(ValueError, match="not the one this model was trained on"):
+        load_pipeline(tmp_path / "dit")
+    wide = VAE(VAE.Config(channels=(8, 8)))  # 4x16x16 latents for a DiT on 4x8x8
+    hub.save_checkpoint(tmp_path / "vae", wide, "vae", wide.config, {})
+    config["latent"]["vae_sha256"] = hub.weights_sha256(tmp_path / "vae")
+    hub.atomic_write_text(tmp_path / "dit" / "config.json", json.dumps(config))
+    with pytest.raises(ValueError, match=r"the VAE makes \(4, 16, 16\) latents"):
+        load_pipeline(tmp_path / "dit")
 
 
 def test_registry_loads_both_entries(folders, monkeypatch):

@@ -1,13 +1,16 @@
 """Train the text-to-image model: a DiT with its open_clip text encoder on the latents of
 a trained KL-VAE (latent diffusion's second stage; train the VAE first with trainers.vae).
 
-    python -m trainers.text2image --vae weights/shapes-vae --fp16-weights --release weights/shapes-t2i
+    python -m trainers.text2image --vae shapes-vae --fp16-weights --steps 12000 --release weights/shapes-t2i
 
 The captioned shapes images are generated (zoo.data.shapes), encoded once by the VAE
 (posterior means) and normalised to unit variance; the scale and shift are saved in
 config.json 'latent' with the VAE's reference. Captions are dropped to "" with
 probability --caption-dropout for classifier-free guidance. After training, the share of
 prompts the samples follow (zoo.data.shapes.judge) goes into the checkpoint.
+
+--vae: a zoo entry name or Hub repo id for a release (a local folder works, but only here);
+the DiT records the VAE's weights' SHA-256 and refuses to load with other weights.
 """
 import argparse
 import sys
@@ -15,7 +18,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, train  # noqa: E402
@@ -25,9 +27,10 @@ from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, 
 from zoo.hub import CardInfo  # noqa: E402
 from zoo.nets.dit import DiT  # noqa: E402
 from zoo.nets.text_encoder import TextEncoder, vocab_ids  # noqa: E402
+from zoo.pixels import from_uint8  # noqa: E402
 from zoo.text2image import LatentSpace, TextToImagePipeline, load_latent_space  # noqa: E402
 
-TEST_SEED = 20_000  # held-out captions for the evaluation: another seed of the generator
+EVAL_SEED = 20_000  # captions of fresh shapes for the evaluation: another seed of the generator
 PREVIEW_PROMPTS = ["a red circle", "a blue square", "a green triangle", "a small yellow circle in the top left",
                    "a large purple square on the right", "a cyan triangle at the bottom"]
 EVAL_GUIDANCE = (0.0, 1.0, 3.0)
@@ -46,7 +49,7 @@ def parse_args(argv=None):
     ap.add_argument("--objective", choices=PARAMETERISATIONS, default="v")
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="vp-cosine")
     ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform")
-    ap.add_argument("--eval-samples", type=int, default=300, help="held-out prompts sampled for the evaluation")
+    ap.add_argument("--eval-samples", type=int, default=300, help="captions of fresh shapes for the evaluation")
     ap.add_argument("--fp16-weights", action="store_true", help="store the released weights in float16")
     add_loop_args(ap, steps=10000, batch_size=64, lr=5e-4, warmup=300, lr_decay="cosine", ema_decay=0.999,
                   ckpt_every=1000, log_every=50, out="runs/t2i-shapes")
@@ -61,29 +64,63 @@ def net_config(args) -> DiT.Config:
                       caption_dropout=args.caption_dropout)
 
 
-def encode_data(space: LatentSpace, data) -> torch.Tensor:
-    """uint8 (N, 3, H, W) images -> their VAE latents (unnormalised: scale 1, shift 0)."""
-    raw = LatentSpace(space.vae, 1.0, 0.0)
-    return raw.encode_uint8(data.images.permute(0, 2, 3, 1)).cpu()
+def prepare_latents(vae: str, data):
+    """(LatentSpace with the normalisation, normalised latents (N, C, h, w)): the images
+    encoded once (posterior means), scaled to zero mean and unit variance."""
+    raw = load_latent_space({"vae": vae}, "cpu")
+    latents = raw.encode_uint8(data.images.permute(0, 2, 3, 1)).cpu()  # encode_uint8 takes (N, H, W, C)
+    shift, scale = float(latents.mean()), float(1.0 / latents.std())
+    return LatentSpace(raw.vae, scale, shift), (latents - shift) * scale
+
+
+def batches(latents: torch.Tensor, rows: torch.Tensor, batch_size: int):
+    """batch_fn for the loop: random (latent, caption tokens) pairs, drawn from its generator."""
+    def draw(step, generator):
+        idx = torch.randint(len(latents), (batch_size,), generator=generator)
+        return latents[idx], rows[idx]
+    return draw
 
 
 def evaluation(pipe_for, prompts: list):
-    """Release.evaluate: share of held-out prompts the samples follow, by guidance w."""
+    """Release.evaluate: share of fresh captions the samples follow, by guidance w."""
     def evaluate(net):
         pipe, results = pipe_for(net), {}
         for w in EVAL_GUIDANCE:
-            images = [pipe(prompts[i:i + 50], n=len(prompts[i:i + 50]), guidance=w, seed=i).images
-                      for i in range(0, len(prompts), 50)]
-            results[str(w)] = {k: round(v, 4) for k, v in shapes.judge(np.concatenate(images), prompts).items()}
+            scores = shapes.judge(pipe.generate(prompts, guidance=w), prompts)
+            results[str(w)] = {k: round(v, 4) for k, v in scores.items()}
             print(f"w = {w}: {results[str(w)]}")
         attrs = list(next(iter(results.values())))
         rows = "\n".join(f"| {w} | " + " | ".join(f"{r[a]:.3f}" for a in attrs) + " |" for w, r in results.items())
         return {"prompt_following_by_guidance": results}, (
-            f"Share of {len(prompts)} held-out captions whose samples show each attribute the caption names (read "
-            f"back from the pixels by zoo.data.shapes.judge; 'all': every named attribute), DPM-Solver++ 2M, 20 "
-            f"steps, by classifier-free guidance w:\n\n| w | {' | '.join(attrs)} |\n|---|"
-            + "---|" * len(attrs) + "\n" + rows + "\n")
+            f"Share of {len(prompts)} fresh captions (of new random shapes; the caption language has "
+            f"{shapes.LANGUAGE_SIZE} sentences, which a large training set all contains) whose samples show each "
+            f"attribute the caption names (read back from the pixels by zoo.data.shapes.judge; 'all': every named "
+            f"attribute), DPM-Solver++ 2M, 20 steps, by classifier-free guidance w:\n\n| w | {' | '.join(attrs)} "
+            f"|\n|---|" + "---|" * len(attrs) + "\n" + rows + "\n")
     return evaluate
+
+
+def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, argv) -> Release:
+    """What the release folder records: config with the latent space, card, evaluation."""
+    from zoo.hub import weights_sha256
+    from zoo.text2image import _vae_folder
+
+    latent_shape = "x".join(map(str, space.vae.config.latent_shape))
+    card = CardInfo(title="Text-to-image latent DiT on the shapes data set", pipeline_tag="text-to-image",
+                    tags=["dit", "latent-diffusion", "open_clip", "classifier-free-guidance", args.objective,
+                          args.schedule],
+                    description=(f"Latent DiT ({n_params / 1e6:.2f}M parameters, its open_clip text transformer "
+                                 f"included) on {latent_shape} latents of the VAE {args.vae}, {args.objective} "
+                                 f"objective, {args.schedule} schedule, captions dropped with probability "
+                                 f"{args.caption_dropout}; from the diffusion model zoo."),
+                    data=f"{args.num_images} generated captioned shapes images (zoo.data.shapes, seed {cfg.seed})")
+    latent = {"vae": args.vae, "vae_sha256": weights_sha256(_vae_folder(args.vae)), "scale": space.scale,
+              "shift": space.shift}
+    prompts = [c for _, c in shapes.sample_shapes(args.eval_samples, seed=EVAL_SEED)]
+    return Release("dit", config, diffusion, card,
+                   extra={"latent": latent, "data": {"dataset": "shapes", "size": args.num_images}},
+                   dtype=torch.float16 if args.fp16_weights else torch.float32,
+                   command=command_line("trainers.text2image", argv), evaluate=evaluation(pipe_for, prompts))
 
 
 def main(argv=None):
@@ -91,18 +128,14 @@ def main(argv=None):
     cfg = loop_config(args)
     config = net_config(args)
     data, captions = shapes.load_shapes(args.num_images, seed=cfg.seed)
-    space = load_latent_space(args.vae, 1.0, 0.0, "cpu")
-    latents = encode_data(space, data)
-    shift, scale = float(latents.mean()), float(1.0 / latents.std())
-    latents = (latents - shift) * scale
-    space = LatentSpace(space.vae, scale, shift)
+    space, latents = prepare_latents(args.vae, data)
+    if tuple(latents.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
+        raise ValueError(f"the VAE's latents are {tuple(latents.shape[1:])}, the DiT takes "
+                         f"{(config.in_channels, config.input_size, config.input_size)}")
     torch.manual_seed(cfg.seed)
     net = DiT(config)
     rows = net.text_encoder.tokenize(captions)
     diffusion = DiffusionConfig(schedule=args.schedule, parameterisation=args.objective, t_sampling=args.t_sampling)
-    if tuple(latents.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
-        raise ValueError(f"the VAE's latents are {tuple(latents.shape[1:])}, the DiT takes "
-                         f"{(config.in_channels, config.input_size, config.input_size)}")
 
     def pipe_for(ema_net):
         space.vae.to(next(ema_net.parameters()).device)
@@ -110,38 +143,17 @@ def main(argv=None):
                                    latents.shape[1:])
 
     def sample_fn(ema_net):  # a row of 6 seeds per preview prompt, w = 3
-        pipe = pipe_for(ema_net)
-        prompts = [p for p in PREVIEW_PROMPTS for _ in range(6)]
-        return image_grid(torch.from_numpy(pipe(prompts, n=len(prompts), guidance=3.0).images).permute(0, 3, 1, 2)
-                          .float() / 127.5 - 1, nrow=6)
-
-    test_prompts = [c for _, c in shapes.sample_shapes(args.eval_samples, seed=TEST_SEED)]
-    n_params = sum(p.numel() for p in net.parameters())
-    card = CardInfo(title="Text-to-image latent DiT on the shapes data set", pipeline_tag="text-to-image",
-                    tags=["dit", "latent-diffusion", "open_clip", "classifier-free-guidance", args.objective,
-                          args.schedule],
-                    description=(f"Latent DiT ({n_params / 1e6:.2f}M parameters, its open_clip text transformer "
-                                 f"included) on {'x'.join(map(str, latents.shape[1:]))} latents of the VAE "
-                                 f"{args.vae}, {args.objective} objective, {args.schedule} schedule, captions dropped "
-                                 f"with probability {args.caption_dropout}; from the diffusion model zoo."),
-                    data=f"{args.num_images} generated captioned shapes images (zoo.data.shapes, seed {cfg.seed})")
-    release = Release("dit", config, diffusion, card,
-                      extra={"latent": {"vae": args.vae, "scale": scale, "shift": shift},
-                             "data": {"dataset": "shapes", "size": args.num_images,
-                                      "vocabulary": shapes.vocabulary()}},
-                      dtype=torch.float16 if args.fp16_weights else torch.float32,
-                      command=command_line("trainers.text2image", argv), evaluate=evaluation(pipe_for, test_prompts))
-
-    def batch_fn(step, g):
-        idx = torch.randint(len(latents), (cfg.batch_size,), generator=g)
-        return latents[idx], rows[idx]
+        images = pipe_for(ema_net).generate([p for p in PREVIEW_PROMPTS for _ in range(6)], guidance=3.0)
+        return image_grid(from_uint8(images), nrow=6)
 
     def loss_fn(model, batch):
         z, text = batch
         return diffusion_loss(Denoiser(model, diffusion.schedule, diffusion.parameterisation), z,
                               diffusion.t_sampling, text=text)
 
-    result = train(net, loss_fn, batch_fn, cfg, release, sample_fn=sample_fn)
+    release = make_release(args, cfg, config, diffusion, space, sum(p.numel() for p in net.parameters()), pipe_for,
+                           argv)
+    result = train(net, loss_fn, batches(latents, rows, cfg.batch_size), cfg, release, sample_fn=sample_fn)
     print(f"released {result.release_dir} after {result.step} steps, loss {result.final_loss:.4f}")
     return result
 

@@ -75,7 +75,7 @@ def _numbers(pipe) -> str:
     """The checkpoint's evaluation: prompt following by w, and the VAE's reconstructions."""
     by_w = pipe.card.get("prompt_following_by_guidance", {})
     parts = [f"{r['all']:.0%} at w = {float(w):g}" for w, r in by_w.items()]
-    text = f" · held-out captions whose samples show every named attribute: {', '.join(parts)}" if parts else ""
+    text = f" · fresh captions whose samples show every named attribute: {', '.join(parts)}" if parts else ""
     psnr = getattr(pipe.latent.vae, "card", {}).get("psnr_db")
     return text + (f" · VAE reconstructions: {psnr:.1f} dB PSNR" if psnr is not None else "")
 

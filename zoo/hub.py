@@ -15,6 +15,7 @@ huggingface_hub's ~23 s of retries. Never pickle: weights are safetensors only.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 import shutil
@@ -261,6 +262,15 @@ def record_evaluation(folder, evaluation: dict, text: str, source: str) -> None:
     atomic_write_text(folder / CARD_NAME, card + f"\n\n## Evaluation ({source})\n\n" + text)
 
 
+def weights_sha256(folder) -> str:
+    """SHA-256 of a checkpoint's weights file: pins a component (a DiT's VAE) to exact weights."""
+    digest = hashlib.sha256()
+    with open(Path(folder) / WEIGHTS_NAME, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def is_checkpoint(folder) -> bool:
     folder = Path(folder)
     return (folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file()
@@ -370,7 +380,9 @@ def resolve(repo_id: str | None, bundled_path=None, train_command: str = "", cac
     if status != "ok":
         why = "the Hub is unreachable" if status == "unreachable" else "the Hub repo has no config.json"
         raise _not_found(repo_id, bundled_path, train_command, f"not bundled, not cached, and {why} ({hub_endpoint()})")
-    path = Path(snapshot_download(repo_id, cache_dir=cache_dir, endpoint=hub_endpoint(), etag_timeout=PROBE_TIMEOUT))
+    # only the checkpoint's own files: a repo may hold anything else (large, or not ours to load)
+    path = Path(snapshot_download(repo_id, cache_dir=cache_dir, endpoint=hub_endpoint(), etag_timeout=PROBE_TIMEOUT,
+                                  allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, CARD_NAME, SAMPLES_NAME]))
     if not is_checkpoint(path):
         raise _not_found(repo_id, bundled_path, train_command, f"the download {path} has no {WEIGHTS_NAME}")
     return path

@@ -122,7 +122,8 @@ ENTRIES: list[ZooEntry] = [
         repo_id="diffusion-zoo/shapes-t2i",
         bundled_path="weights/shapes-t2i",
         pipeline="zoo.text2image:load_pipeline",
-        train_command="python -m trainers.text2image --vae shapes-vae --fp16-weights --release weights/shapes-t2i",
+        train_command=("python -m trainers.text2image --vae shapes-vae --fp16-weights --steps 12000 --release "
+                       "weights/shapes-t2i"),
     ),
     ZooEntry(
         name="cifar10",

@@ -11,7 +11,6 @@ decoder's D(z / scale + shift). Classifier-free guidance with the empty prompt a
 null condition: D_w = D(z | prompt) + w (D(z | prompt) - D(z | "")), w = 0 the plain
 conditional model (zoo.diffusion.guidance states the convention).
 """
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -30,7 +29,7 @@ MAX_PROMPT_CHARS = 300  # a paragraph is a paste error; the token limit is check
 @dataclass
 class TextOutput(GuidedOutput):
     prompts: list = field(default_factory=list)
-    unknown_words: list = field(default_factory=list)  # prompt words never seen in training
+    unknown_words: list = field(default_factory=list)  # prompt pieces with no trained token (TextEncoder)
 
 
 @dataclass
@@ -76,9 +75,9 @@ def check_prompts(prompt, n: int) -> list:
 
 class TextToImagePipeline:
     def __init__(self, denoiser: Denoiser, latent: LatentSpace, latent_shape: tuple, description: str = "",
-                 card: Optional[dict] = None, vocabulary: Optional[list] = None):
+                 card: Optional[dict] = None):
         self.denoiser, self.latent, self.latent_shape = denoiser, latent, tuple(latent_shape)
-        self.description, self.card, self.vocabulary = description, card or {}, vocabulary
+        self.description, self.card = description, card or {}
 
     @property
     def schedule(self) -> str:
@@ -111,14 +110,14 @@ class TextToImagePipeline:
         d = classifier_free_guidance(net, guidance, {"context": cond}, {"context": null}, interval)
         out = sample_info(d, (n, *self.latent_shape), schedule=self.schedule, steps=steps, solver=solver,
                           spacing=spacing, seed=seed, callback=callback, device=self.device, **options)
-        return TextOutput(self.decode(out.x0), out.nfe, out.seconds, net.calls, prompts, self.unknown(prompts))
+        return TextOutput(self.decode(out.x0), out.nfe, out.seconds, net.calls, prompts,
+                          self.net.text_encoder.unknown_pieces(prompts))
 
-    def unknown(self, prompts: list) -> list:
-        """Words of the prompts that no training caption had (the model cannot know them)."""
-        if self.vocabulary is None:
-            return []
-        known = set(self.vocabulary)
-        return sorted({w for p in prompts for w in re.findall(r"[a-z]+", p.lower()) if w not in known})
+    def generate(self, prompts: list, chunk: int = 50, **kwargs) -> np.ndarray:
+        """One image per prompt for any number of prompts, in batches of `chunk`; image i
+        has seed i whatever the chunking (benchmarks and the trainer's evaluation)."""
+        return np.concatenate([self(prompts[lo:lo + chunk], n=len(prompts[lo:lo + chunk]), seed=lo, **kwargs).images
+                               for lo in range(0, len(prompts), chunk)])
 
 
 def _vae_folder(reference: str) -> Path:
@@ -145,8 +144,16 @@ def load_vae(folder: Path, device: Optional[str] = None):
     return vae
 
 
-def load_latent_space(vae_reference: str, scale: float, shift: float, device) -> LatentSpace:
-    return LatentSpace(load_vae(_vae_folder(vae_reference), device), float(scale), float(shift))
+def load_latent_space(latent: dict, device) -> LatentSpace:
+    """The VAE a DiT config's 'latent' section names, checked to be the very weights the
+    DiT was trained on (their SHA-256), with its normalisation."""
+    from zoo.hub import weights_sha256
+
+    folder = _vae_folder(latent["vae"])
+    if latent.get("vae_sha256") and weights_sha256(folder) != latent["vae_sha256"]:
+        raise ValueError(f"the VAE in {folder} is not the one this model was trained on (its weights changed since; "
+                         "retrain the text-to-image model on it, or restore that VAE)")
+    return LatentSpace(load_vae(folder, device), float(latent.get("scale", 1.0)), float(latent.get("shift", 0.0)))
 
 
 def load_pipeline(folder: Path, device: Optional[str] = None) -> TextToImagePipeline:
@@ -156,13 +163,17 @@ def load_pipeline(folder: Path, device: Optional[str] = None) -> TextToImagePipe
 
     device = device or pick_device()
     net, config = load_checkpoint(folder, device=device)
-    d, latent = DiffusionConfig(**config["diffusion"]), config["latent"]
+    if config["arch"] != "dit" or "vae" not in config.get("latent", {}):
+        raise ValueError(f"{folder} is not a text-to-image checkpoint (a 'dit' with a 'latent' section naming its VAE)")
+    d, c = DiffusionConfig(**config["diffusion"]), net.config
     denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
-    space = load_latent_space(latent["vae"], latent["scale"], latent["shift"], device)
-    c = net.config
+    space = load_latent_space(config["latent"], device)
+    if tuple(space.vae.config.latent_shape) != (c.in_channels, c.input_size, c.input_size):
+        raise ValueError(f"the VAE makes {space.vae.config.latent_shape} latents, the DiT takes "
+                         f"{(c.in_channels, c.input_size, c.input_size)}")
     steps = config.get("training", {}).get("steps", "?")
     return TextToImagePipeline(
         denoiser, space, (c.in_channels, c.input_size, c.input_size),
         f"DiT ({sum(p.numel() for p in net.parameters()) / 1e6:.1f}M parameters with its text encoder), "
         f"{d.parameterisation} objective, {d.schedule} schedule, {steps} training steps",
-        config.get("eval", {}), config.get("data", {}).get("vocabulary"))
+        config.get("eval", {}))

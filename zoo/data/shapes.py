@@ -5,7 +5,8 @@ every image's true attributes are known: `judge` reads them back from pixels, wh
 how the text-to-image model's prompt-following is measured.
 
     ds = shapes_dataset(20_000, seed=0)        # datasets.Dataset: image, caption, attributes
-    judge(images_uint8)                         # -> list of attribute dicts read from pixels
+    read_shape(image_uint8)                     # -> the attributes read back from the pixels
+    judge(images_uint8, prompts)                # -> share of images showing what each prompt names
     prompt_attributes("a red circle")           # -> {"color": "red", "shape": "circle"}
 """
 from __future__ import annotations
@@ -35,6 +36,9 @@ ATTRIBUTES = ("shape", "color", "size", "position")
 # chance that a caption names each attribute (the shape always): partial captions teach
 # the model what to do when a prompt leaves something out
 MENTION = {"color": 0.85, "size": 0.6, "position": 0.6}
+# distinct captions: the shape, each other attribute named or not (630: a training set of a
+# few thousand captions holds every one, so evaluations use fresh shapes, not unseen sentences)
+LANGUAGE_SIZE = len(SHAPES) * (len(COLORS) + 1) * (len(SIZES) + 1) * (len(POSITIONS) + 1)
 JITTER = 1.5  # pixels of random offset of the centre; the size varies by +-0.5
 SUPERSAMPLE = 4  # draw at 4x and downsample: anti-aliased edges
 
@@ -144,34 +148,44 @@ def _foreground(image: np.ndarray) -> np.ndarray:
     return np.clip((diff - 40.0) / 100.0, 0.0, 1.0)
 
 
+def _span(mass: np.ndarray) -> tuple:
+    """(start, middle, end) of the foreground along one axis (mass per pixel line), from
+    the 2% and 98% quantiles of its cumulative mass: robust to faint anti-aliased edges."""
+    coords, cum = np.arange(len(mass)) + 0.5, np.cumsum(mass) / mass.sum()
+    start, end = np.interp(0.02, cum, coords), np.interp(0.98, cum, coords)
+    return start, (start + end) / 2, end
+
+
 def _top_to_bottom(rows: np.ndarray) -> float:
     """Foreground mass above the middle of a shape over the mass below it (rows: mass per
     pixel row): about 1 for a circle or square, 1/3 for an apex-up triangle."""
-    ys, cum = np.arange(len(rows)) + 0.5, np.cumsum(rows) / rows.sum()
-    middle = (np.interp(0.02, cum, ys) + np.interp(0.98, cum, ys)) / 2
+    ys, middle = np.arange(len(rows)) + 0.5, _span(rows)[1]
     upper = float((rows * np.clip(middle - (ys - 0.5), 0.0, 1.0)).sum())
     return upper / max(rows.sum() - upper, 1e-6)
+
+
+def _cell(v: float) -> int:
+    return 0 if v < 12 else (1 if v < 20 else 2)  # borders halfway between the centres 8, 16, 24
 
 
 def read_shape(image: np.ndarray) -> dict:
     """The attributes of the one shape in a uint8 (32, 32, 3) image, read from its pixels:
     colour = nearest palette colour to the mean foreground colour; position = grid cell of
-    the centroid; size = extent of the foreground; shape = triangle when its top half holds
-    much less than its bottom half, else square or circle by how much of its bounding box
-    it fills (1 vs pi/4). An empty canvas gives {}. Exact on the data set (tested)."""
+    the centre of its extent (not the centroid, which sits low in a triangle); size = its
+    extent; shape = triangle when its top half holds much less than its bottom half, else
+    square or circle by how much of its bounding box it fills (1 vs pi/4). An empty canvas
+    gives {}. Exact on the data set (tested)."""
     weight = _foreground(image)
     mass = weight.sum()
     if mass < 4.0:
         return {}
-    ys, xs = np.mgrid[:IMAGE_SIZE, :IMAGE_SIZE] + 0.5
-    cx, cy = (weight * xs).sum() / mass, (weight * ys).sum() / mass
     mean = (image.astype(np.float32) * weight[..., None]).sum(axis=(0, 1)) / mass
     color = min(COLORS, key=lambda c: float(((np.array(COLORS[c]) - mean) ** 2).sum()))
-    cell = lambda v: 0 if v < 12 else (1 if v < 20 else 2)  # noqa: E731 (borders between centres 8, 16, 24)
-    position = next(p for p, rc in POSITIONS.items() if rc == (cell(cy), cell(cx)))
-    width, height = weight.sum(axis=0).max(), weight.sum(axis=1).max()  # widest row, tallest column
+    rows, cols = weight.sum(axis=1), weight.sum(axis=0)
+    position = next(p for p, rc in POSITIONS.items() if rc == (_cell(_span(rows)[1]), _cell(_span(cols)[1])))
+    width, height = rows.max(), cols.max()  # widest row, tallest column
     size = "small" if max(width, height) < (SIZES["small"] + SIZES["large"]) / 2 else "large"
-    if _top_to_bottom(weight.sum(axis=1)) < 0.5:
+    if _top_to_bottom(rows) < 0.5:
         shape = "triangle"
     else:
         shape = "square" if mass / (width * height) > 0.9 else "circle"
@@ -181,6 +195,8 @@ def read_shape(image: np.ndarray) -> dict:
 def judge(images: np.ndarray, prompts: list[str]) -> dict:
     """Share of generated images whose shape has each attribute their prompt asks for:
     {attribute: accuracy over the prompts that name it, "all": share with every named one}."""
+    if len(images) != len(prompts):
+        raise ValueError(f"judge needs one prompt per image, got {len(images)} images and {len(prompts)} prompts")
     hits = {a: [] for a in ATTRIBUTES}
     every = []
     for image, prompt in zip(images, prompts):

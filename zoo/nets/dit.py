@@ -11,7 +11,7 @@ Text: a TextEncoder (open_clip text tower) trained with the DiT. In training, a
 `caption_dropout` share of prompts is replaced by the empty prompt, so the same net gives
 D(x | prompt) and D(x | "") for classifier-free guidance (the DiT label dropout, for text).
 """
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 from torch import nn
@@ -95,13 +95,18 @@ class DiT(nn.Module):
 
         def __post_init__(self):  # from JSON the text config is a dict
             if isinstance(self.text, dict):
+                allowed = {f.name for f in fields(TextEncoder.Config)}
+                if set(self.text) - allowed:
+                    raise ValueError(f"unknown text encoder config fields {sorted(set(self.text) - allowed)}; "
+                                     f"allowed: {sorted(allowed)}")
                 self.text = TextEncoder.Config(**self.text)
 
     def __init__(self, config: "DiT.Config"):
         super().__init__()
         self.config = c = config
-        if c.input_size % c.patch_size or c.width % c.heads:
-            raise ValueError("DiT input_size must be a multiple of patch_size and width of heads")
+        if c.input_size % c.patch_size or c.width % c.heads or c.width % 4:
+            raise ValueError("DiT input_size must be a multiple of patch_size, and width a multiple of heads and of 4 "
+                             "(the 2D sin-cos positions)")
         self.text_encoder = TextEncoder(c.text)
         self.register_buffer("empty_prompt", self.text_encoder.tokenize([""]), persistent=False)
         self.patch = nn.Conv2d(c.in_channels, c.width, c.patch_size, stride=c.patch_size)

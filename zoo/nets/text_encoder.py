@@ -4,8 +4,9 @@ open_clip's byte-pair tokenizer, sized for a small caption language.
 
 CLIP's BPE has 49,408 tokens; a token embedding that size would be 6.3M parameters (90%
 of the model) for a language of a few dozen words. So the config keeps the list of BPE
-ids the training captions use (`vocab`, sorted, so end-of-text stays the largest id as
-CLIP's pooling expects); every other BPE id maps to one "unknown" row. Trained jointly
+ids the training captions use (`vocab`); every other BPE id maps to one "unknown" row,
+whose embedding the training captions never update. Pooling is at the end-of-text token,
+found by its id. Trained jointly
 with the diffusion model from scratch, as GLIDE's text transformer (Nichol et al. 2022).
 """
 from dataclasses import dataclass
@@ -32,6 +33,16 @@ def vocab_ids(words) -> tuple:
     for word in words:
         ids.update(tok.encode(word))
     return tuple(sorted(ids))
+
+
+def _encode(prompt: str) -> list:
+    """BPE ids of a prompt; the start / end-of-text markers may not be typed in (an end-of-
+    text mid-prompt would move the pooling position)."""
+    tok = bpe_tokenizer()
+    ids = tok.encode(prompt)
+    if tok.sot_token_id in ids or tok.eot_token_id in ids:
+        raise ValueError("prompt must not contain <start_of_text> or <end_of_text>")
+    return ids
 
 
 class TextEncoder(nn.Module):
@@ -68,12 +79,19 @@ class TextEncoder(nn.Module):
         tok, n_ctx = bpe_tokenizer(), self.config.context_length
         rows = torch.full((len(prompts), n_ctx), PAD, dtype=torch.long)
         for i, prompt in enumerate(prompts):
-            ids = [tok.sot_token_id, *tok.encode(prompt), tok.eot_token_id]
+            ids = [tok.sot_token_id, *_encode(prompt), tok.eot_token_id]
             if len(ids) > n_ctx:
                 raise ValueError(f"prompt too long: {len(ids) - 2} tokens, at most {n_ctx - 2} "
                                  f"(prompt {prompt[:60]!r}...)")
             rows[i, :len(ids)] = self.table[torch.tensor(ids)].cpu()
         return rows.to(self.table.device)
+
+    def unknown_pieces(self, prompts: list) -> list:
+        """The parts of the prompts (words, punctuation) whose BPE tokens the model has no
+        embedding for: they all read as one untrained "unknown" token."""
+        tok, known = bpe_tokenizer(), set(self.config.vocab)
+        pieces = {tok.decode([i]).strip() for p in prompts for i in _encode(p) if i not in known}
+        return sorted(pieces)
 
     def forward(self, rows: torch.Tensor):
         """(pooled (n, width), token features (n, L, width), mask (n, L): True on real tokens)."""
