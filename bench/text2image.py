@@ -31,8 +31,9 @@ from trainers.text2image import EVAL_SEED  # noqa: E402
 from zoo.data import shapes  # noqa: E402
 
 GUIDANCE = (0.0, 1.0, 2.0, 3.0, 5.0, 8.0)
-SOLVER_RUNS = (("dpmpp_2m", 5), ("dpmpp_2m", 10), ("dpmpp_2m", 20), ("heun", 10), ("ddim", 20), ("euler", 20),
-               ("ddpm", 50))
+SOLVER_RUNS = tuple((solver, steps, spacing) for spacing in ("logsnr", "quadratic")
+                    for solver, steps in (("dpmpp_2m", 5), ("dpmpp_2m", 10), ("dpmpp_2m", 20), ("heun", 10),
+                                          ("ddim", 20), ("euler", 20))) + (("ddpm", 50, "logsnr"),)
 
 
 def position_entropy(images, prompts) -> float:
@@ -44,9 +45,9 @@ def position_entropy(images, prompts) -> float:
     return float(-(p * np.log2(p)).sum())
 
 
-def measure(pipe, prompts, guidance, solver="dpmpp_2m", steps=20) -> dict:
+def measure(pipe, prompts, guidance, solver="dpmpp_2m", steps=20, spacing="logsnr") -> dict:
     start = time.perf_counter()
-    images = pipe.generate(prompts, guidance=guidance, solver=solver, steps=steps)
+    images = pipe.generate(prompts, guidance=guidance, solver=solver, steps=steps, spacing=spacing)
     seconds = (time.perf_counter() - start) / len(prompts)
     return {**shapes.judge(images, prompts), "position_entropy": position_entropy(images, prompts),
             "seconds_per_image": seconds}
@@ -59,9 +60,10 @@ def run(n: int) -> dict:
     for w in GUIDANCE:
         result["by_guidance"][str(w)] = measure(pipe, prompts, w)
         print(f"w = {w}: {result['by_guidance'][str(w)]}", flush=True)
-    for solver, steps in SOLVER_RUNS:
-        result["by_solver"][f"{solver} {steps}"] = measure(pipe, prompts, 3.0, solver, steps)
-        print(f"{solver} {steps}: {result['by_solver'][f'{solver} {steps}']}", flush=True)
+    for solver, steps, spacing in SOLVER_RUNS:
+        name = f"{solver} {steps} {spacing}"
+        result["by_solver"][name] = measure(pipe, prompts, 3.0, solver, steps, spacing)
+        print(f"{name}: {result['by_solver'][name]}", flush=True)
     return result
 
 
@@ -71,12 +73,14 @@ def markdown(r: dict) -> str:
     line = lambda name, m: (f"| {name} | " + " | ".join(f"{m[c]:.1%}" for c in cols)  # noqa: E731
                             + f" | {m['position_entropy']:.2f} | {1000 * m['seconds_per_image']:.0f} |")
     rule = "|---" * (len(cols) + 3) + "|"
-    out = [f"{r['n']} captions of fresh shapes, one sample each (same seeds everywhere), {r['model']}. Attribute columns: "
-           "share of samples showing what the caption names (zoo.data.shapes.judge). Position entropy over samples "
-           "whose caption names no position: data 3.17 bits.", "", "DPM-Solver++ 2M, 20 steps, by guidance w:", "",
+    out = [f"{r['n']} captions of fresh shapes, one sample each (same seeds everywhere), {r['model']}. "
+           "Attribute columns: share of samples showing what the caption names (zoo.data.shapes.judge). Position entropy over samples "
+           "whose caption names no position: data 3.17 bits.", "",
+           "DPM-Solver++ 2M, 20 steps, logsnr spacing, by guidance w:", "",
            head.format("w"), rule]
     out += [line(w, m) for w, m in r["by_guidance"].items()]
-    out += ["", "w = 3, by solver and steps (NFE = steps for all but heun, 2 steps - 1):", "", head.format("solver"),
+    out += ["", "w = 3, by solver, steps and spacing (NFE = steps for all but heun, 2 steps - 1):", "",
+            head.format("solver, steps, spacing"),
             rule]
     out += [line(name, m) for name, m in r["by_solver"].items()]
     return "\n".join(out) + "\n"
@@ -93,11 +97,12 @@ def main():
     text = markdown(r)
     write_report("text2image", r, text)
     if args.update_card:
-        from zoo.hub import load_config, record_evaluation
+        from zoo.hub import record_evaluation
 
         folder = ROOT / "weights" / "shapes-t2i"
-        numbers = {**load_config(folder).get("eval", {}), "bench": {w: {k: round(v, 4) for k, v in m.items()}
-                                                                    for w, m in r["by_guidance"].items()}}
+        numbers = {"prompt_following_by_guidance": {w: {k: round(m[k], 4) for k in (*shapes.ATTRIBUTES, "all")}
+                                                    for w, m in r["by_guidance"].items()},
+                   "bench": {w: {k: round(v, 4) for k, v in m.items()} for w, m in r["by_guidance"].items()}}
         record_evaluation(folder, numbers, text, "bench/text2image.py")
 
 

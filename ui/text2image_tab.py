@@ -221,7 +221,9 @@ def _controls(models: list) -> dict:
     c["guidance"] = gr.Slider(MIN_UI_GUIDANCE, MAX_UI_GUIDANCE, value=3.0, step=0.25, label="guidance w",
                               info="w = 0: no guidance; w = -1: ignore the prompt; SD's guidance scale = 1 + w",
                               elem_id="t2i-w")
-    c["solver"], c["steps"], c["spacing"] = sampler_controls("t2i")
+    entry = registry.get_entry(models[0]) if models else None  # the entry's measured best defaults
+    c["solver"], c["steps"], c["spacing"] = (sampler_controls("t2i", entry.solver, entry.steps, entry.spacing) if entry
+                                             else sampler_controls("t2i"))
     c["seed"] = gr.Number(0, precision=0, label="seed", elem_id="t2i-seed")
     c["batch"] = gr.Slider(1, MAX_BATCH, value=8, step=1, label="batch size", elem_id="t2i-batch")
     with gr.Row():
