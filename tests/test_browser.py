@@ -133,7 +133,9 @@ def test_prompt_to_shapes_on_the_text_to_image_tab(page):
     page.wait_for_selector("#t2i-generate", state="visible")
     page.wait_for_function("document.querySelector('#t2i-info').innerText.includes('DiT')", timeout=60_000)
     page.locator("#t2i-examples").get_by_text("a blue square", exact=True).click()  # an example fills the prompt
-    assert page.locator("#t2i-prompt textarea").input_value() == "a blue square"
+    # the example reaches the textbox after a round trip to the server: wait for it
+    page.wait_for_function("document.querySelector('#t2i-prompt textarea').value === 'a blue square'",
+                           timeout=30_000)
     page.click("#t2i-generate")
     page.wait_for_function("document.querySelector('#t2i-status').innerText.includes('NFE')", timeout=120_000)
     for elem_id in ("t2i-grid img", "t2i-download a"):
