@@ -143,7 +143,8 @@ def test_prompt_to_shapes_on_the_text_to_image_tab(page):
     status = page.locator("#t2i-status").inner_text()
     assert "network passes" in status and "samples show every attribute the prompt names" in status
     assert "the model never saw" not in status
-    assert "The prompt asks for: shape square, color blue" in page.locator("#t2i-judge").inner_text()
+    page.wait_for_function("document.querySelector('#t2i-judge').innerText"
+                           ".includes('The prompt asks for: shape square, color blue')", timeout=30_000)
     page.click("#t2i-sweep")
     page.wait_for_selector("#t2i-sweep-plot img", timeout=120_000)
     wait_idle(page, timeout=120_000)
