@@ -28,7 +28,7 @@ from zoo.hub import CardInfo  # noqa: E402
 from zoo.nets.dit import DiT  # noqa: E402
 from zoo.nets.text_encoder import TextEncoder, vocab_ids  # noqa: E402
 from zoo.pixels import from_uint8  # noqa: E402
-from zoo.text2image import LatentSpace, TextToImagePipeline, load_latent_space  # noqa: E402
+from zoo.text2image import LatentSpace, TextToImagePipeline, load_latent_space, resolve_vae  # noqa: E402
 
 EVAL_SEED = 20_000  # captions of fresh shapes for the evaluation: another seed of the generator
 PREVIEW_PROMPTS = ["a red circle", "a blue square", "a green triangle", "a small yellow circle in the top left",
@@ -103,7 +103,6 @@ def evaluation(pipe_for, prompts: list):
 def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, argv) -> Release:
     """What the release folder records: config with the latent space, card, evaluation."""
     from zoo.hub import weights_sha256
-    from zoo.text2image import _vae_folder
 
     latent_shape = "x".join(map(str, space.vae.config.latent_shape))
     card = CardInfo(title="Text-to-image latent DiT on the shapes data set", pipeline_tag="text-to-image",
@@ -114,7 +113,7 @@ def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, a
                                  f"objective, {args.schedule} schedule, captions dropped with probability "
                                  f"{args.caption_dropout}; from the diffusion model zoo."),
                     data=f"{args.num_images} generated captioned shapes images (zoo.data.shapes, seed {cfg.seed})")
-    latent = {"vae": args.vae, "vae_sha256": weights_sha256(_vae_folder(args.vae)), "scale": space.scale,
+    latent = {"vae": args.vae, "vae_sha256": weights_sha256(resolve_vae(args.vae)), "scale": space.scale,
               "shift": space.shift}
     prompts = [c for _, c in shapes.sample_shapes(args.eval_samples, seed=EVAL_SEED)]
     return Release("dit", config, diffusion, card,

@@ -105,7 +105,9 @@ class TextToImagePipeline:
                  **options) -> TextOutput:
         prompts = check_prompts(prompt, check_batch(n))
         guidance, interval = check_strength(guidance, "guidance", -1.0), check_interval(interval)
-        cond, null = self.context(prompts), self.context([""] * n)  # ValueError when too many tokens
+        cond = self.context(prompts)  # ValueError when a prompt has too many tokens
+        with torch.no_grad():
+            null = self.net.encode_text(None, n)  # the DiT's own null condition: the empty prompt
         net = CountedNet(self.denoiser)
         d = classifier_free_guidance(net, guidance, {"context": cond}, {"context": null}, interval)
         out = sample_info(d, (n, *self.latent_shape), schedule=self.schedule, steps=steps, solver=solver,
@@ -120,7 +122,7 @@ class TextToImagePipeline:
                                for lo in range(0, len(prompts), chunk)])
 
 
-def _vae_folder(reference: str) -> Path:
+def resolve_vae(reference: str) -> Path:
     """A DiT names its VAE by a checkpoint folder, a zoo entry or a Hub repo id."""
     from zoo import hub, registry
 
@@ -149,7 +151,7 @@ def load_latent_space(latent: dict, device) -> LatentSpace:
     DiT was trained on (their SHA-256), with its normalisation."""
     from zoo.hub import weights_sha256
 
-    folder = _vae_folder(latent["vae"])
+    folder = resolve_vae(latent["vae"])
     if latent.get("vae_sha256") and weights_sha256(folder) != latent["vae_sha256"]:
         raise ValueError(f"the VAE in {folder} is not the one this model was trained on (its weights changed since; "
                          "retrain the text-to-image model on it, or restore that VAE)")
