@@ -5,6 +5,7 @@ from huggingface_hub import constants
 
 from servers import tiny
 from zoo import hub
+from zoo.hub import remote
 from zoo.diffusion.config import DiffusionConfig
 
 
@@ -32,11 +33,11 @@ def online(monkeypatch):
     """Switch huggingface_hub online (conftest set it offline) and return a setter for HF_ENDPOINT."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    hub._probe_cache.clear()
+    remote._probe_cache.clear()
 
     def set_endpoint(url):
         monkeypatch.setenv("HF_ENDPOINT", url)
-        hub._probe_cache.clear()
+        remote._probe_cache.clear()
 
     yield set_endpoint
-    hub._probe_cache.clear()
+    remote._probe_cache.clear()
