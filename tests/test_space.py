@@ -69,7 +69,7 @@ def test_dry_run_renders_only_app_files(tmp_path, fake_root):
 def test_cli_dry_run_on_this_repo(tmp_path):
     deploy_space.main(["--dry-run", str(tmp_path / "space")])
     files = {p.relative_to(tmp_path / "space").as_posix() for p in (tmp_path / "space").rglob("*") if p.is_file()}
-    assert "zoo/hub.py" in files and "README.md" in files and "requirements.txt" in files
+    assert "zoo/hub/checkpoint.py" in files and "README.md" in files and "requirements.txt" in files
     assert not any(f.startswith(("tests/", ".venv/")) or "__pycache__" in f for f in files)
 
 
