@@ -111,4 +111,5 @@ def test_probe_sends_token_for_private_repos(online, monkeypatch):
         assert hub.probe_hub("zoo-test/private") == "missing"
     finally:
         server.shutdown()
-    assert fake.requests == [("HEAD", "/zoo-test/private/resolve/main/config.json", "Bearer hf_probe_secret")]
+    assert [(m, p.split("?")[0], a) for m, p, a in fake.requests] == [
+        ("GET", "/api/models/zoo-test/private/revision/main", "Bearer hf_probe_secret")]

@@ -6,9 +6,12 @@ of regular (non-LFS) files, and download it again:
     POST /api/validate-yaml                             README front matter must parse
     POST /api/{type}s/{repo}/preupload/{rev}            -> every file "regular"
     POST /api/{type}s/{repo}/commit/{rev}               NDJSON: header + base64 files
-    GET  /api/{type}s/{repo}/revision/{rev}             repo_info (sha, siblings)
+    GET  /api/{type}s/{repo}[/revision/{rev}]           repo_info (sha, siblings with size and LFS sha256)
     GET  /api/{type}s/{repo}/tree/{rev}                 list_repo_tree
     HEAD|GET /[{type}s/]{repo}/resolve/{rev}/{path}     file bytes + X-Repo-Commit / ETag
+
+A repo registered with a token is private: without "Authorization: Bearer <token>" every
+read answers 401, as the Hub does.
 """
 import base64
 import hashlib
@@ -20,7 +23,8 @@ from urllib.parse import unquote, urlparse
 
 import yaml
 
-API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)/(preupload|commit|revision|tree)/([^/]+)(?:/.*)?$")
+API = re.compile(r"^/api/(models|datasets|spaces)/([^/]+/[^/]+)(?:/(preupload|commit|revision|tree)/([^/]+)(?:/.*)?)?$")
+LFS_SUFFIXES = (".safetensors", ".bin", ".ckpt", ".pt", ".png")  # stored with LFS on the Hub (sha256 in metadata)
 RESOLVE = re.compile(r"^/(?:(datasets|spaces)/)?([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
 
 
@@ -33,6 +37,18 @@ class FakeHub:
         self.created: list = []  # create_repo payloads
         self.validated: list = []  # /api/validate-yaml payloads (README front matter)
         self.lock = threading.Lock()
+        self.tokens: dict = {}  # repo_id -> the token a private repo needs (401 without it, as the Hub)
+
+    def add_folder(self, repo_id: str, folder, kind: str = "model", private_token: str | None = None) -> None:
+        """Serve the files of a local folder as a repo (test set-up without the upload API)."""
+        from pathlib import Path
+
+        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in Path(folder).rglob("*") if p.is_file()}
+        self.repos[(kind, repo_id)] = {"files": {}, "sha": "0" * 40}
+        self.commit((kind, repo_id), [{"key": "file", "value": {"path": p, "content": base64.b64encode(b).decode()}}
+                                      for p, b in files.items()])
+        if private_token:
+            self.tokens[repo_id] = private_token
 
     def commit(self, key, lines: list) -> str:
         repo = self.repos[key]
@@ -125,23 +141,44 @@ class Handler(BaseHTTPRequestHandler):
     def do_HEAD(self):
         self.do_GET()
 
+    def _denied(self, repo_id: str) -> bool:
+        """A private repo without its token: 401, as the Hub answers (never 'exists')."""
+        needed = self.hub.tokens.get(repo_id)
+        return needed is not None and self.headers.get("Authorization") != f"Bearer {needed}"
+
+    def _sibling(self, path: str, data: bytes) -> dict:
+        entry = {"rfilename": path, "size": len(data), "blobId": hashlib.sha1(data).hexdigest()}
+        if path.endswith(LFS_SUFFIXES):
+            entry["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
+        return entry
+
+    def _api_get(self, match):
+        repo = self.hub.repos.get(_key(match[1], match[2]))
+        if repo is None or self._denied(match[2]):
+            status = 401 if repo is not None else 404
+            return self._reply(status, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
+        if match[3] in (None, "revision"):
+            return self._reply(200, {"id": match[2], "sha": repo["sha"], "private": match[2] in self.hub.tokens,
+                                     "siblings": [self._sibling(p, b) for p, b in sorted(repo["files"].items())]})
+        return self._reply(200, [{"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
+                                 for p, b in sorted(repo["files"].items())])
+
     def do_GET(self):
         self._record()
         path = unquote(urlparse(self.path).path)
         match = API.match(path)
-        if match and match[3] in ("revision", "tree") and _key(match[1], match[2]) in self.hub.repos:
-            repo = self.hub.repos[_key(match[1], match[2])]
-            if match[3] == "revision":
-                return self._reply(200, {"id": match[2], "sha": repo["sha"], "private": False,
-                                         "siblings": [{"rfilename": p} for p in sorted(repo["files"])]})
-            return self._reply(200, [{"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
-                                     for p, b in sorted(repo["files"].items())])
+        if match and match[3] in (None, "revision", "tree"):
+            return self._api_get(match)
         match = RESOLVE.match(path)
         repo = self.hub.repos.get(_key(match[1], match[2])) if match else None
+        if repo is not None and self._denied(match[2]):
+            return self._reply(401, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
         if repo is None or match[4] not in repo["files"]:
             return self._reply(404, {"error": "Entry not found"}, {"X-Error-Code": "EntryNotFound"})
         data = repo["files"][match[4]]
-        self._reply(200, data, {"X-Repo-Commit": repo["sha"], "ETag": f'"{hashlib.sha1(data).hexdigest()}"'},
+        lfs = match[4].endswith(LFS_SUFFIXES)  # the Hub's ETag of an LFS file is its sha256
+        etag = hashlib.sha256(data).hexdigest() if lfs else hashlib.sha1(data).hexdigest()
+        self._reply(200, data, {"X-Repo-Commit": repo["sha"], "ETag": f'"{etag}"'},
                     content_type="application/octet-stream")
 
 

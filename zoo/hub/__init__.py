@@ -9,18 +9,23 @@ A checkpoint folder is exactly what a Hub model repo holds:
 
 So a bundled folder, a folder in the local HF cache and a fresh Hub download all load
 through one function, `load_checkpoint`. Modules: card (model cards), files (atomic
-writes), checkpoint (save / load), remote (resolution and push).
+writes), checkpoint (save / load), network (time budgets of every Hub call), remote
+(resolution, bounded downloads, push).
 """
 from zoo.hub.card import CARD_NAME, LIBRARY_NAME, CardInfo, make_card, read_card
 from zoo.hub.checkpoint import (CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, is_checkpoint, load_checkpoint, load_config,
                                 load_weights, record_evaluation, save_checkpoint, weights_sha256)
 from zoo.hub.files import atomic_write_text, clean_orphans, recover_dir, replace_dir, temp_sibling
-from zoo.hub.remote import (WeightsNotFound, cached_snapshot, hub_endpoint, hub_offline, locate, probe_hub,
-                            push_folder, resolve)
+from zoo.hub.network import BUDGET, HubTimeout
+from zoo.hub.remote import (MAX_DOWNLOAD_BYTES, HubError, Plan, RepoMetadata, WeightsNotFound, cached_snapshot,
+                            check_repo_id, check_revision, checkpoint_plan, fetch, hub_endpoint, hub_offline, locate,
+                            metadata, probe_hub, push_folder, refuse_pickles, resolve)
 
 __all__ = [
     "CARD_NAME", "LIBRARY_NAME", "CardInfo", "make_card", "read_card", "CONFIG_NAME", "SAMPLES_NAME", "WEIGHTS_NAME",
     "is_checkpoint", "load_checkpoint", "load_config", "load_weights", "record_evaluation", "save_checkpoint",
     "weights_sha256", "atomic_write_text", "clean_orphans", "recover_dir", "replace_dir", "temp_sibling", "WeightsNotFound",
-    "cached_snapshot", "hub_endpoint", "hub_offline", "locate", "probe_hub", "push_folder", "resolve",
+    "cached_snapshot", "hub_endpoint", "hub_offline", "locate", "probe_hub", "push_folder", "resolve", "BUDGET",
+    "HubTimeout", "MAX_DOWNLOAD_BYTES", "HubError", "Plan", "RepoMetadata", "check_repo_id", "check_revision",
+    "checkpoint_plan", "fetch", "metadata", "refuse_pickles",
 ]
