@@ -3,6 +3,7 @@ denoiser wrapper, losses, solvers, guidance, likelihoods and the Gaussian-mixtur
 Knows nothing about networks, images or Gradio."""
 from zoo.diffusion.config import DiffusionConfig
 from zoo.diffusion.denoiser import Denoiser
+from zoo.diffusion.discrete import DiscreteSchedule
 from zoo.diffusion.gmm import GaussianMixture, isotropic_gaussian
 from zoo.diffusion.guidance import NoisyClassifier
 from zoo.diffusion.losses import T_SAMPLINGS, diffuse, diffusion_loss, sample_t
@@ -10,11 +11,11 @@ from zoo.diffusion.params import PARAMETERISATIONS
 from zoo.diffusion.sampling import SOLVER_OPTIONS, SampleOutput, sample, sample_info
 from zoo.diffusion.schedules import SCHEDULES, ddpm_discretisation, get_schedule
 from zoo.diffusion.solvers import DETERMINISTIC, SOLVERS
-from zoo.diffusion.spacing import SPACINGS, make_grid
+from zoo.diffusion.spacing import SPACINGS, grid_from_times, make_grid
 
 __all__ = [
-    "DiffusionConfig", "Denoiser", "GaussianMixture", "isotropic_gaussian", "T_SAMPLINGS",
+    "DiffusionConfig", "Denoiser", "DiscreteSchedule", "GaussianMixture", "isotropic_gaussian", "T_SAMPLINGS",
     "diffuse", "diffusion_loss", "sample_t", "NoisyClassifier", "PARAMETERISATIONS", "SOLVER_OPTIONS", "SampleOutput",
     "sample", "sample_info", "SCHEDULES", "ddpm_discretisation", "get_schedule",
-    "DETERMINISTIC", "SOLVERS", "SPACINGS", "make_grid",
+    "DETERMINISTIC", "SOLVERS", "SPACINGS", "grid_from_times", "make_grid",
 ]

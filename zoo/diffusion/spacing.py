@@ -84,6 +84,19 @@ def check_steps(steps) -> int:
     return steps
 
 
+def grid_from_times(schedule, t) -> Grid:
+    """The grid through explicit times t_0 > t_1 > ... (float64), then the clean point.
+    make_grid builds every spacing through it; it also walks another sampler's exact
+    time steps (e.g. diffusers' discrete timesteps)."""
+    schedule = get_schedule(schedule)
+    t = torch.as_tensor(t, dtype=torch.float64).flatten()
+    if len(t) < 1 or not bool((t >= 0).all()) or not bool((t.diff() < 0).all()):
+        raise ValueError(f"times must be non-negative and strictly decreasing, got {t.tolist()}")
+    alpha, sigma = schedule.alpha_sigma(t)
+    one, zero = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
+    return Grid(torch.cat([t, zero]), torch.cat([alpha, one]), torch.cat([sigma, zero]), schedule)
+
+
 def make_grid(schedule, steps: int, spacing: str = "uniform") -> Grid:
     """The steps + 1 point grid from t_max down to t_min, then the clean point."""
     schedule = get_schedule(schedule)
@@ -91,6 +104,4 @@ def make_grid(schedule, steps: int, spacing: str = "uniform") -> Grid:
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
     t = SPACINGS[spacing](schedule, steps) if steps > 1 else torch.tensor([schedule.t_max], dtype=torch.float64)
-    alpha, sigma = schedule.alpha_sigma(t)
-    one, zero = torch.ones(1, dtype=torch.float64), torch.zeros(1, dtype=torch.float64)
-    return Grid(torch.cat([t, zero]), torch.cat([alpha, one]), torch.cat([sigma, zero]), schedule)
+    return grid_from_times(schedule, t)
