@@ -50,7 +50,7 @@ def test_sources_offline_are_fast():
     sources = {e.name: registry.source(e.name) for e in zoo.list_models()}
     assert time.monotonic() - t0 < 2.0
     assert set(sources.values()) <= {"bundled", "cached", "missing"}
-    assert sources["cifar10"] == "missing"
+    assert sources["cifar10"] == "missing" and registry.get_entry("cifar10").repo_id == "google/ddpm-cifar10-32"
 
 
 def test_load_missing_says_how_to_train():
@@ -117,7 +117,8 @@ def test_zoo_tab_lists_entries_and_cards(tmp_path, monkeypatch, test_entry):
     with gr.Blocks() as demo:
         with gr.Tab("Model zoo"):
             parts = zoo_tab.build_zoo_tab()
-    assert {c.elem_id for c in parts.values()} == {"zoo-table", "zoo-refresh", "zoo-model", "zoo-card", "zoo-samples"}
+    assert {c.elem_id for c in parts.values()} == {"zoo-table", "zoo-refresh", "zoo-model", "zoo-card", "zoo-samples",
+                                                   "zoo-repo", "zoo-open", "zoo-open-status"}
     demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)

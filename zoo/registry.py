@@ -4,6 +4,10 @@ An entry names its pipeline builder by a key of `PIPELINES`, a fixed allow-list:
 read from a config file or the Hub can make this module import arbitrary code. Builders
 are imported lazily (only `load` touches them) and are called as
 `load_pipeline(folder: pathlib.Path, **kw)` with the resolved checkpoint folder.
+
+The names are shortcuts, not the limit: any Hub repo id ("owner/name", or
+"owner/name@revision") is a model too. Its own files say what it is (zoo.repos), through
+the same allow-lists, and `lookup` describes it as an entry like the others.
 """
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo import hub
+from zoo import hub, repos
 from zoo.data.toy2d import TOY_DATASETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +29,7 @@ PIPELINES = {
     "zoo.conditional:load_classifier": ("zoo.conditional", "load_classifier"),
     "zoo.text2image:load_pipeline": ("zoo.text2image", "load_pipeline"),
     "zoo.text2image:load_vae": ("zoo.text2image", "load_vae"),
+    repos.DIFFUSERS_PIPELINE: ("zoo.diffusers_format", "load_pipeline"),
 }
 
 
@@ -42,6 +47,7 @@ class ZooEntry:
     solver: str = "dpmpp_2m"
     steps: int = 20
     spacing: str = "logsnr"
+    revision: str | None = None  # a Hub branch, tag or commit (opened repos)
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -52,8 +58,6 @@ class ZooEntry:
     @property
     def bundled_folder(self) -> Path | None:
         return REPO_ROOT / self.bundled_path if self.bundled_path else None
-
-
 
 
 def _toy_entry(dataset: str) -> ZooEntry:
@@ -128,12 +132,13 @@ ENTRIES: list[ZooEntry] = [
     ZooEntry(
         name="cifar10",
         task="unconditional",
-        description="UNet on CIFAR-10 (32x32 RGB); weights come from the Hub.",
-        repo_id="diffusion-zoo/cifar10-ddpm",
+        description="Ho et al.'s DDPM on CIFAR-10 (32x32 RGB, the 35.7M UNet as published in diffusers format), "
+                    "sampled with this project's schedules and solvers; weights come from the Hub.",
+        repo_id="google/ddpm-cifar10-32",
         bundled_path=None,
-        pipeline="zoo.pixels:load_pipeline",
+        pipeline=repos.DIFFUSERS_PIPELINE,
         train_command=("python -m trainers.pixels --dataset cifar10 --preset cifar10-ddpm-35.7M --batch-size 128 "
-                       "--lr 2e-4 --steps 800000 --push-to-hub diffusion-zoo/cifar10-ddpm"),
+                       "--lr 2e-4 --steps 800000 --push-to-hub USER/cifar10-ddpm"),
     ),
 ]
 
@@ -144,22 +149,67 @@ def list_models() -> list[ZooEntry]:
 
 
 def get_entry(name: str) -> ZooEntry:
+    """The registry entry `name` (no Hub repo ids: see `lookup`)."""
     for entry in ENTRIES:
         if entry.name == name:
             return entry
-    raise ValueError(f"unknown zoo model {name!r}; choose one of {[e.name for e in ENTRIES]}")
+    raise ValueError(f"unknown zoo model {name!r}; choose one of {[e.name for e in ENTRIES]}, or a Hub repo id "
+                     "'owner/name'")
+
+
+def is_repo_ref(name) -> bool:
+    """Registry names have no '/'; Hub repo ids always do."""
+    return isinstance(name, str) and "/" in name
+
+
+def parse_ref(ref: str) -> tuple[str, str | None]:
+    """'owner/name' or 'owner/name@revision' -> (repo_id, revision), both validated."""
+    repo_id, _, revision = ref.strip().partition("@")
+    return hub.check_repo_id(repo_id), hub.check_revision(revision) if revision else None
+
+
+def lookup(name: str) -> ZooEntry:
+    """The entry of a registry name, or one describing a Hub repo (its kind read from its
+    files: for a repo not yet cached this downloads it, within the Hub budgets)."""
+    if not is_repo_ref(name):
+        return get_entry(name)
+    repo_id, revision = parse_ref(name)
+    folder, kind = repos.fetch(repo_id, revision)
+    source = "diffusers-format" if kind.format == "diffusers" else "diffusion-zoo"
+    return ZooEntry(name=name, task=kind.task, description=f"{source} model from the Hub repo {repo_id}.",
+                    repo_id=repo_id, bundled_path=None, pipeline=kind.pipeline, train_command="", revision=revision)
+
+
+def names_for(*tasks: str) -> list[str]:
+    """Registry names of the given tasks, grouped in the order of `tasks` (a tab's model list)."""
+    return [e.name for task in tasks for e in ENTRIES if e.task == task]
+
+
+def entry_for(name: str, tasks: tuple, what: str = "model") -> ZooEntry:
+    """`lookup(name)`, refused with a clear message unless its task is one of `tasks`."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"choose a {what}: one of {names_for(*tasks)} or a Hub repo id 'owner/name'")
+    entry = lookup(name.strip())
+    if entry.task not in tasks:
+        raise ValueError(f"{name} is a {entry.task} model; this needs a {' or '.join(tasks)} {what}")
+    return entry
 
 
 def resolve(name: str) -> Path:
-    """Checkpoint folder of entry `name` (bundled -> HF cache -> Hub); WeightsNotFound otherwise."""
-    entry = get_entry(name)
-    return hub.resolve(entry.repo_id, entry.bundled_folder, entry.train_command)
+    """Checkpoint folder of `name` (bundled -> HF cache -> Hub); WeightsNotFound otherwise."""
+    entry = lookup(name)
+    return hub.resolve(entry.repo_id, entry.bundled_folder, entry.train_command, revision=entry.revision,
+                       plan_for=repos.plan_for)
 
 
 def source(name: str) -> str:
     """"bundled" | "cached" | "hub" | "missing"; never downloads, at most one short probe."""
+    if is_repo_ref(name):
+        repo_id, revision = parse_ref(name)
+        return "cached" if hub.cached_snapshot(repo_id, revision, repos.plan_for) else (
+            "hub" if not hub.hub_offline() and hub.probe_hub(repo_id) == "ok" else "missing")
     entry = get_entry(name)
-    return hub.locate(entry.repo_id, entry.bundled_folder)[1]
+    return hub.locate(entry.repo_id, entry.bundled_folder, plan_for=repos.plan_for)[1]
 
 
 def _builder(key: str):
@@ -174,19 +224,28 @@ def clear_cache() -> None:
     _PIPELINE_CACHE.clear()
 
 
-def load(name: str, **kwargs):
-    """The ready pipeline of entry `name`: its builder called on the resolved folder.
+def _stamp(folder: Path) -> int:
+    """Newest mtime of the folder's files: retraining into the same folder reloads."""
+    return max((p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()), default=0)
+
+
+def load(name: str, revision: str | None = None, **kwargs):
+    """The ready pipeline of `name` (a registry name or a Hub repo id): its builder called
+    on the resolved folder.
 
     Cached per (name, folder, weights mtime, kwargs), so the app can call it on every
-    request; retraining into the same folder changes the mtime and reloads."""
+    request."""
+    if revision is not None:
+        name = f"{parse_ref(name)[0]}@{hub.check_revision(revision)}"
+    entry = lookup(name)
     folder = resolve(name)  # first: a missing-weights error needs no heavy builder import
     try:
-        key = (name, str(folder), (folder / hub.WEIGHTS_NAME).stat().st_mtime_ns, frozenset(kwargs.items()))
+        key = (name, str(folder), _stamp(folder), frozenset(kwargs.items()))
         hash(key)
     except TypeError:  # unhashable kwargs: build without caching
         key = None
     if key is None or key not in _PIPELINE_CACHE:
-        pipe = _builder(get_entry(name).pipeline)(folder, **kwargs)
+        pipe = _builder(entry.pipeline)(folder, **kwargs)
         if key is None:
             return pipe
         _PIPELINE_CACHE[key] = pipe

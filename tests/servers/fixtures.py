@@ -1,4 +1,6 @@
 """Shared pytest fixtures: the tiny test net, an "online" Hub pointed at a local server."""
+from pathlib import Path
+
 import pytest
 import torch
 from huggingface_hub import constants
@@ -41,3 +43,30 @@ def online(monkeypatch):
 
     yield set_endpoint
     remote._probe_cache.clear()
+
+
+@pytest.fixture
+def fake_hub(online):
+    """The in-memory Hub on 127.0.0.1 (servers.hub_server), with huggingface_hub pointed at it."""
+    from servers.hub_server import start_fake_hub
+
+    fake, server, url = start_fake_hub()
+    online(url)
+    yield fake
+    server.shutdown()
+
+
+def cache_repo(folder, repo_id: str, sha: str = "c0ffee" * 6 + "abcd") -> Path:
+    """Put a folder into the local HF cache by hand, as a Space's preload does: the
+    snapshot under its commit hash and refs/main pointing at it. Returns the snapshot."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    root = Path(constants.HF_HUB_CACHE) / f"models--{repo_id.replace('/', '--')}"
+    snapshot = root / "snapshots" / sha
+    shutil.rmtree(root, ignore_errors=True)
+    shutil.copytree(folder, snapshot)
+    (root / "refs").mkdir(parents=True, exist_ok=True)
+    (root / "refs" / "main").write_text(sha)
+    return snapshot

@@ -38,6 +38,8 @@ class FakeHub:
         self.validated: list = []  # /api/validate-yaml payloads (README front matter)
         self.lock = threading.Lock()
         self.tokens: dict = {}  # repo_id -> the token a private repo needs (401 without it, as the Hub)
+        self.sizes: dict = {}  # (repo_id, path) -> the size the metadata reports (a "10 GB" file costs nothing)
+        self.served: dict = {}  # (repo_id, path) -> bytes sent instead of the file's (corrupted in transit)
 
     def add_folder(self, repo_id: str, folder, kind: str = "model", private_token: str | None = None) -> None:
         """Serve the files of a local folder as a repo (test set-up without the upload API)."""
@@ -146,10 +148,11 @@ class Handler(BaseHTTPRequestHandler):
         needed = self.hub.tokens.get(repo_id)
         return needed is not None and self.headers.get("Authorization") != f"Bearer {needed}"
 
-    def _sibling(self, path: str, data: bytes) -> dict:
-        entry = {"rfilename": path, "size": len(data), "blobId": hashlib.sha1(data).hexdigest()}
+    def _sibling(self, repo_id: str, path: str, data: bytes) -> dict:
+        size = self.hub.sizes.get((repo_id, path), len(data))
+        entry = {"rfilename": path, "size": size, "blobId": hashlib.sha1(data).hexdigest()}
         if path.endswith(LFS_SUFFIXES):
-            entry["lfs"] = {"size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
+            entry["lfs"] = {"size": size, "sha256": hashlib.sha256(data).hexdigest(), "pointerSize": 134}
         return entry
 
     def _api_get(self, match):
@@ -159,7 +162,7 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(status, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
         if match[3] in (None, "revision"):
             return self._reply(200, {"id": match[2], "sha": repo["sha"], "private": match[2] in self.hub.tokens,
-                                     "siblings": [self._sibling(p, b) for p, b in sorted(repo["files"].items())]})
+                                     "siblings": [self._sibling(match[2], p, b) for p, b in sorted(repo["files"].items())]})
         return self._reply(200, [{"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
                                  for p, b in sorted(repo["files"].items())])
 
@@ -178,6 +181,7 @@ class Handler(BaseHTTPRequestHandler):
         data = repo["files"][match[4]]
         lfs = match[4].endswith(LFS_SUFFIXES)  # the Hub's ETag of an LFS file is its sha256
         etag = hashlib.sha256(data).hexdigest() if lfs else hashlib.sha1(data).hexdigest()
+        data = self.hub.served.get((match[2], match[4]), data)
         self._reply(200, data, {"X-Repo-Commit": repo["sha"], "ETag": f'"{etag}"'},
                     content_type="application/octet-stream")
 

@@ -106,8 +106,9 @@ def _hub_error(err: Exception, repo_id: str, revision: str) -> HubError:
                         "token that may read it")
     if isinstance(err, RevisionNotFoundError):
         return HubError(f"{_where(repo_id)} has no revision {revision!r}")
-    if isinstance(err, HubTimeout):
-        return HubError(f"the Hub did not answer in time for {_where(repo_id)} ({err}); try again later")
+    if isinstance(err, HubTimeout) or type(err).__name__.endswith("Timeout"):  # ours, or httpx2's Read/ConnectTimeout
+        return HubError(f"the Hub did not answer in time for {_where(repo_id)} ({err or type(err).__name__}); try "
+                        "again later")
     if isinstance(err, (OfflineModeIsEnabled,)):
         return HubError(f"{repo_id} is not in the local cache and HF_HUB_OFFLINE is set")
     if isinstance(err, HfHubHTTPError):
@@ -164,16 +165,17 @@ def probe_hub(repo_id: str) -> str:
 
 @dataclass
 class Plan:
-    """What to download from a repo, in order: configs (checked before anything else is
-    fetched), then weights (safetensors only); optional files (card, samples) ride along
-    with the configs when the repo has them."""
+    """What to download from a repo, in order: configs, then `check(folder)` on them
+    (before anything else is fetched), then weights (safetensors only); optional files
+    (card, samples) ride along with the configs when the repo has them."""
 
     configs: list
     weights: list
     optional: list = field(default_factory=list)
+    check: Callable[[Path], object] = load_config
 
 
-def checkpoint_plan(names) -> Plan:
+def checkpoint_plan(names, check: Callable[[Path], object] = load_config) -> Plan:
     """The plan for a checkpoint of this project: config.json + model.safetensors."""
     names = set(names)
     if CONFIG_NAME not in names:
@@ -181,7 +183,7 @@ def checkpoint_plan(names) -> Plan:
     if WEIGHTS_NAME not in names:
         refuse_pickles(names)
         raise ValueError(f"the repo has no {WEIGHTS_NAME}")
-    return Plan([CONFIG_NAME], [WEIGHTS_NAME], [CARD_NAME, SAMPLES_NAME])
+    return Plan([CONFIG_NAME], [WEIGHTS_NAME], [CARD_NAME, SAMPLES_NAME], check)
 
 
 def refuse_pickles(names) -> None:
@@ -258,10 +260,9 @@ def check_size(meta: RepoMetadata, plan: Plan, limit: int = MAX_DOWNLOAD_BYTES) 
     return size
 
 
-def fetch(repo_id: str, revision: str | None = None, plan_for: Callable = checkpoint_plan,
-          check: Callable[[Path], None] = load_config, cache_dir=None) -> Path:
+def fetch(repo_id: str, revision: str | None = None, plan_for: Callable = checkpoint_plan, cache_dir=None) -> Path:
     """The snapshot folder of a repo, complete per `plan_for(file names)`: from the cache,
-    else from the Hub in two stages (configs, `check(folder)`, then weights)."""
+    else from the Hub in two stages (configs and the plan's check, then weights)."""
     folder = cached_snapshot(repo_id, revision, plan_for, cache_dir)
     if folder is not None:
         return folder
@@ -272,7 +273,7 @@ def fetch(repo_id: str, revision: str | None = None, plan_for: Callable = checkp
         raise HubError(f"{repo_id}: {err}") from None
     size = check_size(meta, plan)
     folder = _download(meta, plan.configs + [f for f in plan.optional if f in meta.files], BUDGET.metadata, cache_dir)
-    check(folder)
+    plan.check(folder)
     return _download(meta, plan.weights, BUDGET.download(size), cache_dir)
 
 
@@ -302,18 +303,17 @@ def _not_found(repo_id, bundled_path, train_command, why: str) -> WeightsNotFoun
 
 
 def resolve(repo_id: str | None, bundled_path=None, train_command: str = "", cache_dir=None,
-            revision: str | None = None) -> Path:
-    """Checkpoint folder: bundled folder -> local HF cache -> Hub download, within the budgets
-    of zoo.hub.network; WeightsNotFound with a message saying how to get the weights."""
-    folder, _ = locate(repo_id, bundled_path, cache_dir, probe=False)
-    if folder is not None and revision is None:
-        return folder
+            revision: str | None = None, plan_for: Callable = checkpoint_plan) -> Path:
+    """Checkpoint folder: bundled folder -> local HF cache -> Hub download (`fetch`, within
+    the budgets of zoo.hub.network); WeightsNotFound with a message saying how to get the weights."""
+    from zoo.hub.checkpoint import is_checkpoint
+
+    if bundled_path is not None and is_checkpoint(bundled_path):
+        return Path(bundled_path)
     if not repo_id:
         raise _not_found(repo_id, bundled_path, train_command, "nothing bundled and no Hub repo")
     try:
-        return fetch(repo_id, revision, cache_dir=cache_dir)
-    except WeightsNotFound as err:
-        raise _not_found(repo_id, bundled_path, train_command, f"not bundled, not cached ({err})") from None
+        return fetch(repo_id, revision, plan_for, cache_dir)
     except HubError as err:
         raise _not_found(repo_id, bundled_path, train_command, str(err)) from None
 
