@@ -33,7 +33,7 @@ def build_app() -> gr.Blocks:
         with gr.Tab("Noise schedules", id="schedules"):
             schedules = build_schedules_tab()
         with gr.Tab("Model zoo", id="zoo"):
-            build_zoo_tab()
+            build_zoo_tab(toy["targets"] + pixels["targets"] + guidance["targets"] + text2image["targets"])
         # first views drawn when a visitor opens the page
         for fn, inputs, output in (toy["forward"], toy["schedule"], toy["field"], pixels["info"], guidance["info"],
                                   text2image["info"], schedules):

@@ -5,10 +5,10 @@ import logging
 
 import gradio as gr
 
-from zoo.hub import WeightsNotFound
+from zoo.hub import HubError
 
 log = logging.getLogger(__name__)
-USER_ERRORS = (ValueError, WeightsNotFound, FileNotFoundError)
+USER_ERRORS = (ValueError, HubError, FileNotFoundError)  # HubError covers WeightsNotFound
 
 
 def friendly(fn):

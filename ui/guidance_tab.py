@@ -2,11 +2,14 @@
 classifier guidance (scale slider), one row per chosen class, and a sweep that shows the
 same seeds at growing guidance strength. Layout and wiring only; the work is in
 zoo.conditional."""
+import functools
+
 import gradio as gr
 import torch
 
 import zoo
 from ui import plots
+from ui.opened import Target
 from ui.errors import as_float, as_int, friendly
 from ui.guidance_toy import build_exact_section
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
@@ -14,6 +17,7 @@ from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, pr
 from ui.streaming import stream_sampling
 from zoo import registry
 from zoo.conditional import GuidedPipeline
+from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
 from zoo.pixels import MAX_BATCH, PixelPipeline, from_uint8, grid_image
 
 CLASSES = [str(k) for k in range(10)]
@@ -33,27 +37,28 @@ $w = 0$ is the plain conditional model; each step costs two network passes.
 """
 
 
+GUIDED_TASKS = ("class-conditional", "unconditional")  # class-conditional first: both guidances
+
+
 def guided_models() -> list:
-    """Class-conditional models first (both guidances), then unconditional ones."""
-    entries = zoo.list_models()
-    return [e.name for task in ("class-conditional", "unconditional") for e in entries if e.task == task]
+    return registry.names_for(*GUIDED_TASKS)
 
 
 def classifier_names() -> list:
-    return [NO_CLASSIFIER] + [e.name for e in zoo.list_models() if e.task == "classifier"]
+    return [NO_CLASSIFIER] + registry.names_for("classifier")
 
 
 def load_guided(model: str) -> GuidedPipeline:
-    if model not in guided_models():
-        raise ValueError(f"model must be one of {guided_models()}, got {model!r}")
+    registry.entry_for(model, GUIDED_TASKS)
     pipe = zoo.load(model)
     return GuidedPipeline(pipe) if isinstance(pipe, PixelPipeline) else pipe
 
 
 def load_classifier(name: str):
-    if name not in classifier_names():
-        raise ValueError(f"classifier must be one of {classifier_names()}, got {name!r}")
-    return None if name == NO_CLASSIFIER else zoo.load(name)
+    if name == NO_CLASSIFIER:
+        return None
+    registry.entry_for(name, ("classifier",), "classifier")
+    return zoo.load(name)
 
 
 @friendly
@@ -104,7 +109,16 @@ def _verdict(classifier, name, images, labels, scale) -> str:
     return f" · {name} calls **{hits}/{len(labels)}** samples their requested class{note}"
 
 
+def _gpu_seconds(model, classifier, digits, per_class, guidance, scale, solver, steps, *rest, runs: int = 1):
+    try:
+        batch, cfg = len(digits or []) * int(per_class), float(guidance) > 0
+    except (TypeError, ValueError, OverflowError):
+        batch, cfg = 1, True
+    return min(runs * sampling_seconds(batch, solver, steps, passes_per_eval=2 if cfg else 1), GPU_SECONDS_CAP)
+
+
 @friendly
+@gpu(duration=_gpu_seconds)
 def on_sample(model, classifier, *values):
     """Streams (preview, grid, status, png file); values as in `_request`."""
     req = _request(*values)
@@ -131,6 +145,7 @@ def on_sample(model, classifier, *values):
 
 
 @friendly
+@gpu(duration=functools.partial(_gpu_seconds, runs=len(SWEEP)))
 def on_sweep(model, classifier, *values):
     """The first chosen class at each strength of SWEEP, same seeds: CFG w for a
     class-conditional model, the classifier scale otherwise."""
@@ -186,4 +201,5 @@ def build_guidance_tab():
     stop_btn.click(None, None, None, cancels=[event, sweep])
     for box in (model, classifier):
         box.change(model_info, [model, classifier], info, api_name="guidance_info" if box is model else False)
-    return {"info": (model_info, [model, classifier], info)}
+    return {"info": (model_info, [model, classifier], info),
+            "targets": [Target(model, models, GUIDED_TASKS), Target(classifier, classifiers, ("classifier",))]}

@@ -5,30 +5,36 @@ import gradio as gr
 
 import zoo
 from ui import plots
+from ui.opened import Target
 from ui.errors import as_float, as_int, friendly
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
                               save_png, upscaled)
 from ui.streaming import stream_sampling
 from zoo import registry
+from zoo.diffusion import get_schedule
+from zoo.gpu import gpu, sampling_seconds
 from zoo.pixels import MAX_BATCH, grid_image
 
+TASKS = ("unconditional",)
 
 
 def unconditional_models() -> list:
-    return [e.name for e in zoo.list_models() if e.task == "unconditional"]
+    return registry.names_for(*TASKS)
 
 
 @friendly
 def model_info(name):
-    entry = registry.get_entry(name)
+    entry = registry.entry_for(name, TASKS)
     where = registry.source(name)
     if where == "missing":
+        how = f"Train them with\n\n`{entry.train_command}`\n\nor run the app online." if entry.train_command else (
+            "Run the app online.")
         return (f"**{name}**: {entry.description}\n\n**Weights not available here** (not bundled, not in the local "
-                f"cache, Hub unreachable). Train them with\n\n`{entry.train_command}`\n\nor run the app online.")
+                f"cache, Hub unreachable). {how}")
     pipe = zoo.load(name)
     ev = pipe.card
     numbers = ""
-    if ev:
+    if "vlb_bits_per_dim_test" in ev:
         numbers = (f" · variational bound on real test digits **{ev['vlb_bits_per_dim_test']:.3f} bits/dim**"
                    f" · {ev['confident_digits']:.0%} of samples classified as a digit with confidence > 0.9 "
                    f"({ev['confident_solver']})")
@@ -36,13 +42,17 @@ def model_info(name):
 
 
 def _check(model, solver, steps, spacing, eta, seed, batch):
-    if model not in unconditional_models():
-        raise ValueError(f"model must be one of {unconditional_models()}, got {model!r}")
+    registry.entry_for(model, TASKS)
     return (check_sampler(solver, steps, spacing), as_float(eta, "eta", 0.0, 1.0),
             as_int(seed, "seed", 0, 2**31 - 1), as_int(batch, "batch size", 1, MAX_BATCH))
 
 
+def _gpu_seconds(model, solver, steps, spacing, eta, seed, batch):
+    return sampling_seconds(batch, solver, steps)
+
+
 @friendly
+@gpu(duration=_gpu_seconds)
 def on_sample(model, solver, steps, spacing, eta, seed, batch):
     """Streams (preview, grid, status, png file, schedule plot)."""
     steps, eta, seed, batch = _check(model, solver, steps, spacing, eta, seed, batch)
@@ -60,7 +70,7 @@ def on_sample(model, solver, steps, spacing, eta, seed, batch):
             yield preview_image(pipe.schedule, value), gr.skip(), status, gr.skip(), gr.skip()
     out = value
     parameters = {"model": model, "solver": solver, "steps": steps, "spacing": spacing, "seed": seed,
-                  "batch": batch, "nfe": out.nfe, "schedule": pipe.schedule, **options}
+                  "batch": batch, "nfe": out.nfe, "schedule": get_schedule(pipe.schedule).name, **options}
     status = (f"**{batch} images** · {solver}, {steps} steps ({spacing}) · NFE **{out.nfe}** · "
               f"**{out.seconds:.2f} s** · seeds {seed}..{seed + batch - 1} (image i uses seed + i)")
     yield gr.skip(), upscaled(grid_image(out.images)), status, save_png(out.images, parameters), gr.skip()
@@ -91,4 +101,4 @@ def build_pixels_tab():
                           concurrency_limit=1)
     stop_btn.click(None, None, None, cancels=[event])
     model.change(model_info, model, info, api_name="pixels_info")
-    return {"info": (model_info, [model], info)}
+    return {"info": (model_info, [model], info), "targets": [Target(model, models, TASKS)]}

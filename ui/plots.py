@@ -7,9 +7,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, LogFormatterMathtext, NullFormatter
 from PIL import Image
 
-from zoo.diffusion import SCHEDULES, make_grid
+from zoo.diffusion import SCHEDULES, get_schedule, make_grid
 
 COLORS = {"vp-linear": "tab:blue", "vp-cosine": "tab:orange", "ve": "tab:green", "flow": "tab:red"}
+MODEL_COLOR = "tab:purple"  # a model's own schedule (a published model's discrete betas)
 
 
 def subplots(nrows: int = 1, ncols: int = 1, figsize=(5, 4), **kw):
@@ -34,20 +35,23 @@ def finish(fig):
     return fig
 
 
-def schedule_figure(selected: str, steps: int, spacing: str):
-    """alpha(t), sigma(t) and log-SNR lambda(t) of every schedule; the chosen schedule's
-    sampling grid (steps, spacing) is marked with dots on its curves."""
+def schedule_figure(selected, steps: int, spacing: str):
+    """alpha(t), sigma(t) and log-SNR lambda(t) of every schedule (and of the model's own,
+    when it is not one of them); the chosen schedule's sampling grid (steps, spacing) is
+    marked with dots on its curves."""
     fig, axes = subplots(1, 3, figsize=(13, 3.6))
-    t = torch.linspace(0, 1, 400, dtype=torch.float64)
-    grid = make_grid(selected, steps, spacing)
-    for name, sch in SCHEDULES.items():
+    chosen = get_schedule(selected)
+    grid = make_grid(chosen, steps, spacing)
+    for name, sch in {**SCHEDULES, chosen.name: chosen}.items():
+        t = torch.linspace(0, 1, 400, dtype=torch.float64)
+        t = t if name in SCHEDULES else t.clamp(sch.t_min, sch.t_max)
         alpha, sigma = sch.alpha_sigma(t)
         lam = sch.log_snr(t.clamp(1e-4, 1 - 1e-4))
-        width = 2.5 if name == selected else 1.0
-        axes[0].plot(t, alpha, color=COLORS[name], lw=width, label=name)
-        axes[1].semilogy(t, sigma.clamp_min(1e-3), color=COLORS[name], lw=width, label=name)
-        axes[2].plot(t, lam.clamp(-25, 25), color=COLORS[name], lw=width, label=name)
-    sch, ts = SCHEDULES[selected], grid.t[:-1]
+        width, color = (2.5 if name == chosen.name else 1.0), COLORS.get(name, MODEL_COLOR)
+        axes[0].plot(t, alpha, color=color, lw=width, label=name)
+        axes[1].semilogy(t, sigma.clamp_min(1e-3), color=color, lw=width, label=name)
+        axes[2].plot(t, lam.clamp(-25, 25), color=color, lw=width, label=name)
+    sch, ts = chosen, grid.t[:-1]
     a, s = sch.alpha_sigma(ts)
     axes[0].plot(ts, a, "o", color="k", ms=3, label=f"{steps} steps ({spacing})")
     axes[1].semilogy(ts, s, "o", color="k", ms=3)

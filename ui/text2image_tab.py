@@ -3,18 +3,21 @@ guidance. The preview decodes the denoiser's current guess x0_hat while the solv
 the judge of the data set (zoo.data.shapes.read_shape) reads each sample back and says
 whether it shows what the prompt asks for; a sweep shows the same seeds at growing w.
 Layout and wiring only; the work is in zoo.text2image."""
+import functools
 import secrets
 
 import gradio as gr
 
 import zoo
 from ui import plots
+from ui.opened import Target
 from ui.errors import as_float, as_int, friendly
 from ui.image_widgets import (PREVIEW_IMAGES, PREVIEW_INTERVAL, check_sampler, image_outputs, sampler_controls,
                               save_png, upscaled)
 from ui.streaming import stream_sampling
 from zoo import registry
 from zoo.data import shapes
+from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
 from zoo.pixels import MAX_BATCH, grid_image
 from zoo.text2image import MAX_PROMPT_CHARS, check_prompts
 
@@ -56,15 +59,17 @@ Its whole vocabulary: *{" ".join(shapes.vocabulary())}*. Other words map to one 
 """
 
 
+TASKS = ("text-to-image",)
+
+
 def text2image_models() -> list:
-    return [e.name for e in zoo.list_models() if e.task == "text-to-image"]
+    return registry.names_for(*TASKS)
 
 
 def load_t2i(model: str, prompt: str = ""):
     """The pipeline; with a prompt, also checks that it fits the text encoder's context,
     so a too-long prompt fails before the first streamed update."""
-    if model not in text2image_models():
-        raise ValueError(f"model must be one of {text2image_models()}, got {model!r}")
+    registry.entry_for(model, TASKS)
     pipe = zoo.load(model)
     if prompt:
         pipe.context([prompt])  # ValueError naming the token count when too long
@@ -82,11 +87,11 @@ def _numbers(pipe) -> str:
 
 @friendly
 def model_info(model):
-    entry = registry.get_entry(model)
+    entry = registry.entry_for(model, TASKS)
     where = registry.source(model)
     if where == "missing":
         text = (f"**{model}**: {entry.description}\n\n**Weights not available here** (not bundled, not in the local "
-                f"cache, Hub unreachable). Train them with\n\n`{entry.train_command}`\n\n")
+                f"cache, Hub unreachable). Train them with\n\n`{entry.train_command or 'its own trainer'}`\n\n")
         if registry.source(VAE_ENTRY) == "missing":  # the latent space comes first
             text += f"after the VAE: `{registry.get_entry(VAE_ENTRY).train_command}`\n\n"
         return text + "or run the app online."
@@ -166,7 +171,12 @@ def _status(req: dict, out) -> str:
     return text
 
 
+def _gpu_seconds(model, prompt, guidance, solver, steps, spacing, seed, batch, runs: int = 1):
+    return min(runs * sampling_seconds(batch, solver, steps, passes_per_eval=2), GPU_SECONDS_CAP)
+
+
 @friendly
+@gpu(duration=_gpu_seconds)
 def on_sample(model, *values):
     """Streams (preview, grid, status, png file, judge details); values as in `_request`."""
     req = _request(*values)
@@ -188,6 +198,7 @@ def on_sample(model, *values):
 
 
 @friendly
+@gpu(duration=functools.partial(_gpu_seconds, runs=len(SWEEP)))
 def on_sweep(model, *values):
     """The same seeds at each w of SWEEP, one labelled row each with the judge's count."""
     req = _request(*values)
@@ -254,4 +265,4 @@ def build_text2image_tab():
     sweep = c["sweep"].click(on_sweep, inputs, sweep_plot, api_name="t2i_sweep", concurrency_limit=1)
     c["stop"].click(None, None, None, cancels=[event, submit, sweep])
     c["model"].change(model_info, c["model"], c["info"], api_name="t2i_info")
-    return {"info": (model_info, [c["model"]], c["info"])}
+    return {"info": (model_info, [c["model"]], c["info"]), "targets": [Target(c["model"], text2image_models(), TASKS)]}

@@ -4,17 +4,22 @@ import gradio as gr
 
 import zoo
 from ui import plots
+from ui.opened import Target
 from ui.errors import as_float, as_int, friendly
 from zoo.data.toy2d import TOY_DATASETS, toy_density_image
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, SOLVERS, SPACINGS, DiffusionConfig
 from zoo.diffusion.spacing import MAX_STEPS
 from zoo.toy2d import MAX_POINTS, ToyTrainConfig, exact_pipeline, train_steps
+from zoo import registry
 from zoo import toy2d_views as views
+from zoo.gpu import GPU_SECONDS_CAP, gpu
 
 LIM = 3.0
 SOURCES = ("bundled", "trained here", "exact (gmm only)")
 MAX_UI_STEPS = 1000
 MAX_TRAIN_STEPS = 20_000
+TOY_GPU_SECONDS = 30  # a sample of 20,000 points with its likelihoods: seconds on a CPU
+FIELD_GPU_SECONDS = 10  # one network call on a 21 x 21 grid (also drawn when the page opens)
 
 
 def _density(dataset):
@@ -22,8 +27,12 @@ def _density(dataset):
 
 
 def pick_pipeline(source, dataset, schedule, trained):
-    """The model the user chose: bundled weights, the one trained in this session, or
-    the exact denoiser of the Gaussian mixture."""
+    """The model the user chose: bundled weights, the one trained in this session, the
+    exact denoiser of the Gaussian mixture, or a toy model opened from the Hub (its repo id;
+    it brings its own data set)."""
+    if registry.is_repo_ref(source):
+        registry.entry_for(source, ("toy2d",))
+        return zoo.load(source)
     if source == "bundled":
         return zoo.load(f"toy-{dataset}")
     if source == "trained here":
@@ -35,7 +44,7 @@ def pick_pipeline(source, dataset, schedule, trained):
         if dataset != "gmm":
             raise ValueError("The exact denoiser exists only for the Gaussian mixture: choose dataset 'gmm'.")
         return exact_pipeline(schedule)
-    raise ValueError(f"model must be one of {list(SOURCES)}, got {source!r}")
+    raise ValueError(f"model must be one of {list(SOURCES)} or a toy model's Hub repo id, got {source!r}")
 
 
 def _solver_options(solver, eta):
@@ -43,7 +52,15 @@ def _solver_options(solver, eta):
     return {"eta": eta} if solver == "ddim" else {}
 
 
+def _train_seconds(dataset, objective, schedule, steps, *rest):
+    try:
+        return int(min(20 + 0.01 * float(steps), GPU_SECONDS_CAP))
+    except (TypeError, ValueError, OverflowError):
+        return GPU_SECONDS_CAP
+
+
 @friendly
+@gpu(duration=_train_seconds)
 def on_train(dataset, objective, schedule, steps, progress=gr.Progress()):
     steps = as_int(steps, "training steps", 100, MAX_TRAIN_STEPS)
     config = ToyTrainConfig(dataset, DiffusionConfig(schedule=schedule, parameterisation=objective), steps=steps)
@@ -59,8 +76,10 @@ def on_train(dataset, objective, schedule, steps, progress=gr.Progress()):
 
 
 @friendly
+@gpu(duration=TOY_GPU_SECONDS)
 def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, n, eta):
     pipe = pick_pipeline(source, dataset, schedule, trained)
+    dataset = pipe.dataset  # a model from the Hub brings its own
     steps, seed = as_int(steps, "steps", 1, MAX_UI_STEPS), as_int(seed, "seed", 0, 2**31 - 1)
     n = as_int(n, "number of points", 1, MAX_POINTS)
     path, times, out = views.trajectories(pipe, n, steps, solver, seed, spacing, **_solver_options(solver, eta))
@@ -91,8 +110,10 @@ def on_forward(dataset, schedule):
 
 
 @friendly
+@gpu(duration=FIELD_GPU_SECONDS)
 def on_field(source, dataset, schedule, trained, t, kind):
     pipe = pick_pipeline(source, dataset, schedule, trained)
+    dataset = pipe.dataset
     t = as_float(t, "t", 0.0, 1.0)
     sch = SCHEDULES[pipe.schedule]
     t = min(max(t, sch.t_min), sch.t_max)
@@ -104,8 +125,10 @@ def on_field(source, dataset, schedule, trained, t, kind):
 
 
 @friendly
+@gpu(duration=2 * TOY_GPU_SECONDS)
 def on_compare(source, dataset, schedule, trained, seed, progress=gr.Progress()):
     pipe = pick_pipeline(source, dataset, schedule, trained)
+    dataset = pipe.dataset
     seed = as_int(seed, "seed", 0, 2**31 - 1)
     results = views.compare_solvers(pipe, seed=seed, progress=progress)
     return plots.compare_figure(results, views.noise_floor(dataset, 2000, seed))
@@ -169,6 +192,7 @@ def build_toy_tab():
     gr.on([field_t.release, field_kind.change], on_field, model + [field_t, field_kind], field_plot, api_name="toy_field")
     gr.on([steps.release, spacing.change], on_schedule, [schedule, steps, spacing], schedule_plot, api_name="toy_schedule")
     compare_btn.click(on_compare, model + [seed], compare_plot, api_name="toy_compare")
-    return {"forward": (on_forward, [dataset, schedule], forward_plot),
+    return {"targets": [Target(source, list(SOURCES), ("toy2d",))],
+            "forward": (on_forward, [dataset, schedule], forward_plot),
             "schedule": (on_schedule, [schedule, steps, spacing], schedule_plot),
             "field": (on_field, model + [field_t, field_kind], field_plot)}

@@ -21,6 +21,7 @@ import torch
 from zoo.diffusion.guidance import (NoisyClassifier, check_guidance, check_interval, classifier_free_guidance,
                                     classifier_guidance, classifier_log_prob_grad)
 from zoo.diffusion.sampling import sample_info
+from zoo.gpu import place
 from zoo.pixels import MAX_BATCH, ImageOutput, PixelPipeline, to_uint8
 
 MAX_GUIDANCE = 50.0  # beyond this every sample saturates; a typo rather than a choice
@@ -117,11 +118,12 @@ class GuidedPipeline:
                  spacing: str = "logsnr", guidance: float = 0.0, classifier: Optional[NoisyClassifier] = None,
                  classifier_scale: float = 0.0, interval=None, callback=None, **options) -> GuidedOutput:
         labels, guidance, scale, interval = self._check(labels, guidance, classifier, classifier_scale, interval)
-        y = torch.tensor(labels, device=self.base.device)
+        device = place(self.base.denoiser, classifier)
+        y = torch.tensor(labels, device=device)
         net = CountedNet(self.base.denoiser)
         d = self.guided_denoiser(y, guidance, classifier, scale, interval, net)
         out = sample_info(d, (len(labels), *self.image_shape), schedule=self.schedule, steps=steps, solver=solver,
-                          spacing=spacing, seed=seed, callback=callback, device=self.base.device, **options)
+                          spacing=spacing, seed=seed, callback=callback, device=device, **options)
         return GuidedOutput(to_uint8(out.x0), out.nfe, out.seconds, net.calls)
 
 
@@ -149,11 +151,11 @@ def load_pipeline(folder: Path, device: Optional[str] = None) -> GuidedPipeline:
 
 
 def load_classifier(folder: Path, device: Optional[str] = None) -> NoisyClassifier:
-    """Registry builder: a classifier checkpoint folder -> NoisyClassifier on its schedule."""
-    from zoo.gpu import device as pick_device
+    """Registry builder: a classifier checkpoint folder -> NoisyClassifier on its schedule
+    (on the CPU until a sampling call places it)."""
     from zoo.hub import load_checkpoint
 
-    net, config = load_checkpoint(folder, device=device or pick_device())
+    net, config = load_checkpoint(folder, device=device or "cpu")
     classifier = NoisyClassifier(net, config["diffusion"]["schedule"]).eval()
     classifier.card = config.get("eval", {})
     return classifier

@@ -16,6 +16,7 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
+from zoo.gpu import place
 
 MAX_BATCH = 64
 
@@ -80,17 +81,16 @@ class PixelPipeline:
                  spacing: str = "logsnr", callback=None, **options) -> ImageOutput:
         check_batch(n)
         out = sample_info(self.denoiser, (n, *self.image_shape), schedule=self.schedule, steps=steps,
-                          solver=solver, spacing=spacing, seed=seed, callback=callback, device=self.device,
+                          solver=solver, spacing=spacing, seed=seed, callback=callback, device=place(self.denoiser),
                           **options)
         return ImageOutput(to_uint8(out.x0), out.nfe, out.seconds)
 
 
 def load_pipeline(folder: Path, device: Optional[str] = None) -> PixelPipeline:
-    """Registry builder: checkpoint folder -> pipeline on the GPU when there is one."""
-    from zoo.gpu import device as pick_device
+    """Registry builder: checkpoint folder -> pipeline (on the CPU until a call places it)."""
     from zoo.hub import load_checkpoint
 
-    net, config = load_checkpoint(folder, device=device or pick_device())
+    net, config = load_checkpoint(folder, device=device or "cpu")
     d = DiffusionConfig(**config["diffusion"])
     shape = (net.config.in_channels, net.config.image_size, net.config.image_size)
     evaluation = config.get("eval", {})

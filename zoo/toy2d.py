@@ -21,6 +21,7 @@ from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
 from zoo.diffusion import Denoiser, DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
 from zoo.diffusion.guidance import check_guidance, classifier_free_guidance, classifier_guidance
 from zoo.diffusion.metrics import sliced_wasserstein
+from zoo.gpu import place
 from zoo.nets.mlp import MLP
 from zoo.optim import ema_multi_avg_fn, learning_rate
 
@@ -62,8 +63,8 @@ class ToyPipeline:
                  spacing: str = "logsnr", callback=None, **options) -> ToyOutput:
         check_points(n)
         out = sample_info(self.denoiser, (n, 2), schedule=self.schedule, steps=steps, solver=solver,
-                          spacing=spacing, seed=seed, callback=callback, **options)
-        return ToyOutput(out.x0, out.nfe, out.seconds)
+                          spacing=spacing, seed=seed, callback=callback, device=place(self.denoiser), **options)
+        return ToyOutput(out.x0.cpu(), out.nfe, out.seconds)
 
     def distance_to_data(self, points: torch.Tensor, seed: int = 12345) -> float:
         """Sliced Wasserstein distance to a fresh set of true points of the same size."""
@@ -156,16 +157,17 @@ def new_net(config: ToyTrainConfig) -> MLP:
 
 
 def train_steps(config: ToyTrainConfig, report_every: int = 100) -> Iterator[tuple]:
-    """Train in-process (Adam, the shared lr schedule, gradient clipping, EMA); yields
-    (step, mean loss since the last report, seconds, pipeline or None); the last item
-    carries the EMA pipeline."""
+    """Train in-process (Adam, the shared lr schedule, gradient clipping, EMA) on
+    `zoo.gpu.device()`; yields (step, mean loss since the last report, seconds, pipeline
+    or None); the last item carries the EMA pipeline."""
     net, batch, loss_fn = new_net(config), toy_batch(config), toy_loss(config)
+    device = place(net)
     ema = AveragedModel(net, multi_avg_fn=ema_multi_avg_fn(config.ema_decay))
     opt = torch.optim.Adam(net.parameters(), lr=config.lr, fused=True)  # fused: fewer kernel launches
     gen, start, window = torch.Generator().manual_seed(config.seed), time.perf_counter(), []
     for step in range(config.steps):
         opt.param_groups[0]["lr"] = learning_rate(config.lr, step, config.steps, decay=config.lr_decay)
-        loss = loss_fn(net, batch(step, gen))
+        loss = loss_fn(net, batch(step, gen).to(device))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), config.grad_clip)

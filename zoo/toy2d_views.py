@@ -9,6 +9,7 @@ from zoo.diffusion import SOLVERS, get_schedule, make_grid, sample_info
 from zoo.diffusion.likelihood import bits_per_dim, ode_nll, vlb_nats
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.diffusion.solvers import nfe_per_step
+from zoo.gpu import place
 from zoo.toy2d import ToyPipeline
 
 FORWARD_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
@@ -38,7 +39,7 @@ def trajectories(pipe: ToyPipeline, n: int, steps: int, solver: str, seed: int, 
         times.append(t)
 
     out = pipe(n=n, steps=steps, solver=solver, seed=seed, spacing=spacing, callback=record, **options)
-    return torch.stack(states + [out.points]), times + [0.0], out
+    return torch.stack([s.cpu() for s in states] + [out.points]), times + [0.0], out
 
 
 def vector_field(denoiser, schedule: str, t: float, kind: str, lim: float = 3.0, grid_n: int = 21):
@@ -53,8 +54,9 @@ def vector_field(denoiser, schedule: str, t: float, kind: str, lim: float = 3.0,
     xy = torch.stack(torch.meshgrid(axis, axis, indexing="xy"), -1).reshape(-1, 2)
     t64 = torch.tensor(t, dtype=torch.float64)
     alpha, sigma = (float(v) for v in sch.alpha_sigma(t64))
+    device = place(denoiser)
     with torch.no_grad():
-        x0 = denoiser(xy, torch.full((len(xy),), t)).float()
+        x0 = denoiser(xy.to(device), torch.full((len(xy),), t, device=device)).float().cpu()
     if kind == "score":
         return xy, -(xy - alpha * x0) / sigma**2
     d_alpha, d_sigma = (float(v) for v in sch.derivatives(t64))
@@ -63,9 +65,9 @@ def vector_field(denoiser, schedule: str, t: float, kind: str, lim: float = 3.0,
 
 def likelihoods(pipe: ToyPipeline, n: int = 500, seed: int = 0, ode_steps: int = 32, vlb_steps: int = 200) -> dict:
     """Bits/dim of true data points under the model: exact PF-ODE NLL and the variational bound."""
-    x = sample_toy(pipe.dataset, n, seed)
-    ode = ode_nll(pipe.denoiser, x, pipe.schedule, steps=ode_steps)
-    vlb = vlb_nats(pipe.denoiser, x, pipe.schedule, steps=vlb_steps, seed=seed)
+    x = sample_toy(pipe.dataset, n, seed).to(place(pipe.denoiser))
+    ode = ode_nll(pipe.denoiser, x, pipe.schedule, steps=ode_steps).cpu()
+    vlb = vlb_nats(pipe.denoiser, x, pipe.schedule, steps=vlb_steps, seed=seed).cpu()
     return {"ode_bpd": float(bits_per_dim(ode, 2).mean()), "vlb_bpd": float(bits_per_dim(vlb, 2).mean())}
 
 
@@ -77,14 +79,14 @@ def noise_floor(dataset: str, n: int, seed: int = 0) -> float:
 def compare_solvers(pipe: ToyPipeline, nfes=(4, 8, 16, 32, 64), n: int = 2000, seed: int = 0,
                     spacing: str = "logsnr", progress=None) -> dict:
     """{solver: [(nfe, sliced Wasserstein to data)]} for every solver on this model."""
-    results = {}
+    results, device = {}, place(pipe.denoiser)
     for k, solver in enumerate(SOLVERS):
         pts = []
         for nfe in nfes:
             steps = max(1, next(s for s in range(nfe, 0, -1) if nfe_per_step(solver, s) <= nfe or s == 1))
             out = sample_info(pipe.denoiser, (n, 2), schedule=pipe.schedule, steps=steps, solver=solver,
-                              spacing=spacing, seed=seed)
-            pts.append((out.nfe, pipe.distance_to_data(out.x0)))
+                              spacing=spacing, seed=seed, device=device)
+            pts.append((out.nfe, pipe.distance_to_data(out.x0.cpu())))
         results[solver] = pts
         if progress is not None:
             progress((k + 1) / len(SOLVERS), desc=f"compared {solver}")
