@@ -1,5 +1,6 @@
 """What the image tabs (Unconditional, Guidance) share: the sampler inputs, the live
 x_t | x0_hat preview and the output images. Layout only."""
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -69,7 +70,9 @@ def save_png(images: np.ndarray, parameters: dict, nrow=None) -> str:
     """The grid at native size as a PNG whose 'parameters' text chunk holds the settings
     (model, solver, steps and seed are in the file name too); returns its path."""
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
-    name = "{model}_{solver}_{steps}steps_seed{seed}_{stamp}.png".format(stamp=int(time.time() * 1000), **parameters)
+    model = re.sub(r"[^A-Za-z0-9._-]+", "--", str(parameters["model"]))  # a repo id "owner/name@rev" is no file name
+    name = "{}_{solver}_{steps}steps_seed{seed}_{stamp}.png".format(model, stamp=int(time.time() * 1000),
+                                                                   **{k: v for k, v in parameters.items() if k != "model"})
     path = DOWNLOADS / name
     path.write_bytes(png_with_parameters(grid_image(images, nrow=nrow), parameters))
     return str(path)
