@@ -149,3 +149,34 @@ def test_prompt_to_shapes_on_the_text_to_image_tab(page):
     page.wait_for_selector("#t2i-sweep-plot img", timeout=120_000)
     wait_idle(page, timeout=120_000)
     page.screenshot(path=str(ARTIFACTS / "text2image_tab.png"), full_page=True)
+
+
+def test_open_a_hub_repo_and_sample_it_on_the_unconditional_tab(page, tmp_path_factory):
+    """google/ddpm-cifar10-32 (its exact configs, narrow random weights) in the local HF cache, as a
+    Space's preload puts it: opened in the Model zoo box, then sampled end to end as the `cifar10` entry."""
+    from servers.diffusers_repo import write_ddpm_repo
+    from servers.fixtures import cache_repo
+
+    cache_repo(write_ddpm_repo(tmp_path_factory.mktemp("cifar") / "repo"), "google/ddpm-cifar10-32")
+    page.reload()
+    page.get_by_role("tab", name="Model zoo").click()
+    box = page.locator("#zoo-repo textarea, #zoo-repo input").first
+    box.fill("google/ddpm-cifar10-32")
+    page.click("#zoo-open")
+    page.wait_for_function("document.querySelector('#zoo-open-status').innerText.includes('Opened')", timeout=60_000)
+    wait_idle(page)
+    assert "UNet2DModel" in page.locator("#zoo-card").inner_text() or "unconditional" in page.locator(
+        "#zoo-open-status").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "zoo_open.png"), full_page=True)
+    page.get_by_role("tab", name="Unconditional").click()
+    page.locator("#px-model input").click()
+    page.get_by_role("option", name="cifar10", exact=True).click()
+    page.wait_for_function("document.querySelector('#px-info').innerText.includes('UNet2DModel')", timeout=60_000)
+    set_slider(page, "px-steps", 4)
+    set_slider(page, "px-batch", 4)
+    page.click("#px-sample")
+    page.wait_for_function("document.querySelector('#px-status').innerText.includes('NFE')", timeout=120_000)
+    page.wait_for_selector("#px-grid img", timeout=30_000)
+    wait_idle(page)
+    assert "4 images" in page.locator("#px-status").inner_text()
+    page.screenshot(path=str(ARTIFACTS / "pixels_cifar10.png"), full_page=True)

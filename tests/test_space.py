@@ -29,7 +29,7 @@ def test_front_matter_is_valid_hub_yaml():
     assert meta["sdk"] == "gradio" and meta["sdk_version"] == "6.31.0" and meta["python_version"] == "3.11"
     assert meta["app_file"] == "app.py" and meta["license"] == "mit" and len(meta["short_description"]) <= 60
     assert meta["suggested_hardware"] in {h.value for h in SpaceHardware}
-    assert meta["preload_from_hub"] == meta["models"] == ["diffusion-zoo/cifar10-ddpm"]
+    assert meta["preload_from_hub"] == meta["models"] == ["google/ddpm-cifar10-32"]
     assert "preload_models" not in meta and all(isinstance(v, (str, list, bool)) for v in meta.values())
 
 

@@ -7,6 +7,7 @@ and zoo.hub (model cards). Call `build_zoo_tab(targets)` inside an open gr.Block
 """
 from __future__ import annotations
 
+import functools
 import re
 
 import gradio as gr
@@ -64,7 +65,10 @@ def card_view(name: str):
         state = "Weights missing" if source == "missing" else "Weights not downloaded yet (they are on the Hub)"
         return f"{header}\n\n**{state}.** {how}.", None
     folder = registry.resolve(name)
-    return f"{header}\n\n{_card_text(folder)}", _samples(folder)
+    image = _samples(folder)
+    if image is None and entry.task == "unconditional":
+        image = preview_grid(name, registry.stamp(folder))
+    return f"{header}\n\n{_card_text(folder)}", image
 
 
 def _samples(folder):
@@ -77,10 +81,11 @@ def _samples(folder):
         return image.copy()  # a PIL image: no file-path allow-listing needed for the HF cache
 
 
+@functools.lru_cache(maxsize=16)
 @gpu(duration=60)
-def preview_grid(name: str):
-    """A quick sample grid of an unconditional image model that ships none, or None when
-    it would take too long here (large images)."""
+def preview_grid(name: str, stamp: int = 0):
+    """A quick sample grid of an unconditional image model that ships none (cached per model
+    and weights `stamp`), or None when it would take too long here (large images)."""
     pipe = zoo.load(name)
     channels, height, width = pipe.image_shape
     if height * width > PREVIEW_MAX_PIXELS:
@@ -100,8 +105,6 @@ def open_repo(text: str, opened: list, targets: list):
         text, image = card_view(ref)
     except USER_ERRORS as err:
         return (f"**Could not open `{ref[:200]}`**: {err}", *keep)
-    if image is None and entry.task == "unconditional":
-        image = preview_grid(ref)
     opened = opened + [(ref, entry.task)] if (ref, entry.task) not in opened else opened
     names = [e.name for e in registry.list_models()] + [r for r, _ in opened]
     status = (f"Opened **{ref}** ({entry.task}). It is now a model of the "

@@ -224,7 +224,7 @@ def clear_cache() -> None:
     _PIPELINE_CACHE.clear()
 
 
-def _stamp(folder: Path) -> int:
+def stamp(folder: Path) -> int:
     """Newest mtime of the folder's files: retraining into the same folder reloads."""
     return max((p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()), default=0)
 
@@ -240,7 +240,7 @@ def load(name: str, revision: str | None = None, **kwargs):
     entry = lookup(name)
     folder = resolve(name)  # first: a missing-weights error needs no heavy builder import
     try:
-        key = (name, str(folder), _stamp(folder), frozenset(kwargs.items()))
+        key = (name, str(folder), stamp(folder), frozenset(kwargs.items()))
         hash(key)
     except TypeError:  # unhashable kwargs: build without caching
         key = None
