@@ -51,7 +51,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert killed.returncode == -signal.SIGKILL, "the run must be killed mid-way"
     out, _ = plain.communicate(timeout=60)
     assert plain.returncode == 0, out
-    resumed = run(tmp_path / "killed", "--resume")
+    resumed = run(tmp_path / "killed", "--resume", delay=0.08)  # --step-delay defines the run: keep it
     log, _ = resumed.communicate(timeout=60)
     assert resumed.returncode == 0, log
     resumed_at = int(re.search(r"resumed from .* at step (\d+)", log)[1])

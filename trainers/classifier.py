@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 
-from trainers.common import Release, add_loop_args, command_line, loop_config, train  # noqa: E402
+from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train  # noqa: E402
 from zoo.data.images import load_images  # noqa: E402
 from zoo.diffusion import SCHEDULES, DiffusionConfig, NoisyClassifier, diffuse  # noqa: E402
 from zoo.hub import CardInfo  # noqa: E402
@@ -67,18 +67,19 @@ def evaluation(schedule: str, test):
 def main(argv=None):
     args = parse_args(argv)
     args.out = args.out or f"runs/classifier-{Path(args.dataset).name}"
-    cfg = loop_config(args)
+    cfg = loop_config(args, may_change=("fp16_weights",))  # the release's storage, not what is trained
+    dataset = public_path(args.dataset, cfg.out)  # a local data set's folders stay private
     data, test = load_images(args.dataset, "train"), load_images(args.dataset, "test")
     if (data.labels < 0).any():
         raise ValueError(f"a classifier needs labels; {args.dataset} has unlabelled images")
     c, h, _ = data.shape
     config = Classifier.Config(in_channels=c, image_size=h, num_classes=int(data.labels.max()) + 1,
                                channels=args.channels)
-    card = CardInfo(title=f"Noise-aware classifier on {args.dataset}", pipeline_tag="image-classification",
+    card = CardInfo(title=f"Noise-aware classifier on {dataset}", pipeline_tag="image-classification",
                     tags=["classifier-guidance", args.schedule], description=(
                         f"Time-conditioned CNN p(y | x_t, t) for classifier guidance of {args.schedule} diffusion "
                         "models, from the diffusion model zoo."),
-                    data=f"{args.dataset}: {len(data)} labelled images of shape {'x'.join(map(str, data.shape))}")
+                    data=f"{dataset}: {len(data)} labelled images of shape {'x'.join(map(str, data.shape))}")
     release = Release("classifier", config, DiffusionConfig(schedule=args.schedule), card,
                       dtype=torch.float16 if args.fp16_weights else torch.float32,
                       command=command_line("trainers.classifier", argv), evaluate=evaluation(args.schedule, test))
@@ -91,7 +92,7 @@ def main(argv=None):
     torch.manual_seed(cfg.seed)
     result = train(Classifier(config), loss_fn, lambda step, g: data.batch(cfg.batch_size, g, with_labels=True), cfg,
                    release)
-    print(f"released {result.release_dir} after {result.step} steps")
+    print(f"released {public_path(result.release_dir, cfg.out)} after {result.step} steps")
     return result
 
 

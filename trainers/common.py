@@ -16,8 +16,15 @@
   + JSON (no pickle), written into a temp sibling folder and renamed over OUT/checkpoint.
   So SIGKILL + `--resume` ends with the same weights as an uninterrupted run (CPU).
 * At each checkpoint: a sample grid from `sample_fn(ema_model) -> PIL.Image` and a
-  Hub-shaped release folder (zoo.hub.save_checkpoint) whose model card records the exact
-  command line. `--push-to-hub REPO_ID` uploads that folder at the end.
+  Hub-shaped release folder (zoo.hub.save_checkpoint) whose model card records the
+  command line, local paths shown by `public_path` (never a folder outside the run or the
+  working directory; trainers use it for every path they write into config.json or the
+  card). `--push-to-hub REPO_ID` uploads that folder at the end; the HF token appears in
+  no file, log line or error message.
+* Honest resume. `loop_config(args)` records every flag that defines the run (all but
+  MAY_CHANGE and a trainer's own `may_change`) and the checkpoint keeps them; `--resume`
+  with another value of any of them stops with one message listing each change, before
+  any weights are loaded. Temp folders of killed writes are removed at the next start.
 * tqdm progress bar; OUT/log.csv; TensorBoard through accelerate's tracker when installed.
 """
 from __future__ import annotations
@@ -25,11 +32,15 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import hashlib
 import json
+import os
 import shlex
 import shutil
 import sys
 import time
+import traceback
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -37,7 +48,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from accelerate import Accelerator
-from accelerate.utils import is_tensorboard_available
+from accelerate.utils import broadcast_object_list, is_tensorboard_available
 from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
@@ -68,6 +79,8 @@ class LoopConfig:
     grad_accum: int = 1
     resume: bool = False
     push_to_hub: str | None = None
+    # not a flag: the run-defining flags (loop_config), recorded in the checkpoint's state.json
+    run: dict = field(default_factory=dict)
 
     @property
     def release_dir(self) -> Path:
@@ -97,10 +110,21 @@ def add_loop_args(parser: argparse.ArgumentParser, **defaults) -> argparse.Argum
     return parser
 
 
-def loop_config(args: argparse.Namespace) -> LoopConfig:
-    """LoopConfig from parsed args (ignores the trainer's own flags)."""
-    names = {f.name for f in dataclasses.fields(LoopConfig)}
-    return LoopConfig(**{k: v for k, v in vars(args).items() if k in names})
+# Flags a resumed run may change: how long it runs and where its outputs go, never what is trained.
+MAY_CHANGE = ("steps", "push_to_hub", "release", "ckpt_every", "log_every", "resume", "out")
+
+
+def loop_config(args: argparse.Namespace, may_change: tuple = ()) -> LoopConfig:
+    """LoopConfig from parsed args. Every other flag, the trainer's own included, defines the
+    run unless it is in MAY_CHANGE or `may_change` (e.g. a storage dtype of the release);
+    with --resume they must match the checkpoint's (RunChanged otherwise), checked here,
+    before the trainer loads data or weights."""
+    names = {f.name for f in dataclasses.fields(LoopConfig)} - {"run"}
+    cfg = LoopConfig(**{k: v for k, v in vars(args).items() if k in names})
+    cfg.run = run_flags(args, cfg.out, (*MAY_CHANGE, *may_change))
+    if cfg.resume:
+        check_resume(cfg)
+    return cfg
 
 
 @dataclass
@@ -171,6 +195,133 @@ def command_line(module: str | None = None, argv: list[str] | None = None) -> st
     return shlex.join(["python", *sys.argv])
 
 
+# ----------------------------------------------------------------------------- what gets published
+
+
+def _looks_like_path(text: str) -> bool:
+    # a separator or a home / parent reference; a URL is not a local path
+    return (os.sep in text or "/" in text or text.startswith(("~", ".."))) and "://" not in text
+
+
+def _absolute(path) -> Path:
+    return Path(os.path.abspath(os.path.expanduser(str(path))))
+
+
+def _inside(path: Path, folder: Path) -> Path | None:
+    """`path` relative to `folder` when inside it (as given or through symlinks), else None."""
+    for p, f in ((path, folder), (path.resolve(), folder.resolve())):
+        if p.is_relative_to(f):
+            return p.relative_to(f)
+    return None
+
+
+def public_path(value, run_dir=None) -> str:
+    """How a local path appears in published files, logs and messages: relative to the
+    working directory when inside it (the recorded command still runs from there), else
+    inside the run folder as the run folder's public path + the rest, else its bare name;
+    so no folder above them (home, user name, mounts) is ever shown. Names that are not
+    paths ('mnist-offline') come back unchanged, and so does a relative 'USER/repo'."""
+    text = str(value)
+    if not _looks_like_path(text):
+        return text
+    path = _absolute(text)
+    rel = _inside(path, Path.cwd())
+    if rel is not None:
+        return rel.as_posix()
+    if run_dir is not None:
+        rel = _inside(path, _absolute(run_dir))
+        if rel is not None:
+            return (Path(public_path(_absolute(run_dir))) / rel).as_posix()
+    return path.name or "."
+
+
+def redact(text: str) -> str:
+    """`text` with the Hugging Face token (HF_TOKEN or the saved login) replaced."""
+    from huggingface_hub import get_token
+
+    token = get_token()
+    return text.replace(token, "<hf-token>") if token else text
+
+
+def public_command(command: str, run_dir=None) -> str:
+    """A command line as the card records it: each path-like argument (`--flag=PATH` too)
+    through public_path, the token redacted."""
+    words = []
+    for word in map(redact, shlex.split(command)):  # per word, so the command stays well quoted
+        if word.startswith("-"):
+            flag, eq, value = word.partition("=")
+            words.append(flag + eq + public_path(value, run_dir) if eq else word)
+        else:
+            words.append(public_path(word, run_dir))
+    return shlex.join(words)
+
+
+# ----------------------------------------------------------------------------- honest resume
+
+
+class RunChanged(SystemExit):
+    """--resume with flags that change what is trained: exits with the message, no traceback."""
+
+
+def run_flags(args: argparse.Namespace, run_dir, may_change) -> dict:
+    """The run-defining flags as JSON values. A path is kept as its public form plus a digest
+    of where it resolves: another file under the same name is a change too, and the path
+    itself never enters the run folder."""
+    flags = {}
+    for name, value in sorted(vars(args).items()):
+        if name in may_change:
+            continue
+        if isinstance(value, (str, os.PathLike)) and str(value) and (_looks_like_path(str(value))
+                                                                     or Path(value).exists()):
+            where = str(Path(value).expanduser().resolve()).encode()
+            value = {"path": public_path(value, run_dir), "at": hashlib.sha256(where).hexdigest()[:16]}
+        flags[name] = value
+    return json.loads(json.dumps(flags, default=str))  # tuples as lists: as state.json reads back
+
+
+def _read_state(ckpt: Path) -> dict | None:
+    # OUT/checkpoint.old holds it after a crash between replace_dir's renames (load_state recovers it)
+    for folder in (ckpt, ckpt.with_name(ckpt.name + ".old")):
+        if (folder / "state.json").is_file():
+            return json.loads((folder / "state.json").read_text())
+    return None
+
+
+def check_resume(cfg: LoopConfig) -> None:
+    """RunChanged when a run-defining flag differs from the checkpoint's record. Flags the
+    record lacks (added to a trainer since) are not compared; a checkpoint without a record
+    (older code) resumes unchecked, with a note from load_state."""
+    ckpt = Path(cfg.out) / "checkpoint"
+    old = (_read_state(ckpt) or {}).get("run")
+    if not old:
+        return
+    changed = [(f"--{k.replace('_', '-')}", old[k], cfg.run[k]) for k in sorted(old.keys() & cfg.run.keys())
+               if old[k] != cfg.run[k]]
+    if changed:
+        raise RunChanged(_changed_message(public_path(ckpt, cfg.out), changed))
+
+
+def _shown(value) -> str:
+    if isinstance(value, dict) and "path" in value:
+        return value["path"]
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return ",".join(map(str, value)) or "(empty)"
+    return "unset" if value is None else str(value)
+
+
+def _changed_message(where: str, changed: list) -> str:
+    lines = [f"--resume refused: the checkpoint in {where} was trained with other settings, and continuing it with "
+             "these would release weights whose card and config describe a run that never happened:"]
+    for label, old, new in changed:
+        before, after = _shown(old), _shown(new)
+        lines.append(f"  {label}: {before} -> {after}{' (another file)' if before == after else ''}")
+    lines.append("To continue that run, give the old values; to train with the new ones, start a new run with "
+                 "another --out.")
+    return "\n".join(lines)
+
+
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
 
@@ -197,7 +348,11 @@ class _Loop:
         self.model, self.optimizer = self.acc.prepare(net, optimizer)
         self.out, self.ckpt = Path(cfg.out), Path(cfg.out) / "checkpoint"
         self.step, self.wall, self.final_loss, self.window = 0, 0.0, float("nan"), []
-        self.commands = [release.command or command_line()]  # what produced the weights, in order
+        self.commands = [public_command(release.command or command_line(), cfg.out)]  # all that made the weights
+        # the checkpoint's temp folder: named for the main process (so clean_orphans can tell a
+        # killed writer's) and known to every rank (each writes its RNG file into it)
+        pid, tag = broadcast_object_list([os.getpid(), uuid.uuid4().hex[:8]])
+        self.ckpt_tmp = self.ckpt.with_name(f".{self.ckpt.name}.tmp-{pid}-{tag}")
 
     # -- one optimizer step ------------------------------------------------------------
 
@@ -233,10 +388,9 @@ class _Loop:
 
     def save_state(self) -> None:
         """All ranks write their RNG file into a temp folder; rank 0 the rest, then renames it."""
-        acc = self.acc
-        tmp = self.ckpt.with_name(".checkpoint.tmp")  # fixed name: every rank knows it
+        acc, tmp = self.acc, self.ckpt_tmp
         if acc.is_main_process:
-            shutil.rmtree(tmp, ignore_errors=True)  # leftovers of a run killed mid-write
+            shutil.rmtree(tmp, ignore_errors=True)  # this run's own, from a save that failed part-way
             tmp.mkdir(parents=True)
         acc.wait_for_everyone()
         tensors, meta = rng_state()
@@ -257,17 +411,25 @@ class _Loop:
         (tmp / "optimizer.json").write_text(json.dumps(opt_meta))
         scaler = self.acc.scaler.state_dict() if self.acc.scaler is not None else None
         state = {"step": self.step, "wall_time": self.wall, "final_loss": self.final_loss, "seed": self.cfg.seed,
-                 "num_processes": self.acc.num_processes, "scaler": scaler, "commands": self.commands}
+                 "num_processes": self.acc.num_processes, "scaler": scaler, "commands": self.commands,
+                 "run": self.cfg.run}
         (tmp / "state.json").write_text(json.dumps(state, indent=2))
 
     def load_state(self) -> None:
         if self.acc.is_main_process:
             hub.recover_dir(self.ckpt)  # a crash between replace_dir's two renames
         self.acc.wait_for_everyone()
+        where = public_path(self.ckpt, self.cfg.out)
         if not (self.ckpt / "state.json").is_file():
-            self.acc.print(f"--resume: no checkpoint in {self.ckpt}, starting from scratch")
+            self.acc.print(f"--resume: no checkpoint in {where}, starting from scratch")
             return
         state = json.loads((self.ckpt / "state.json").read_text())
+        processes = state.get("num_processes", self.acc.num_processes)
+        if processes != self.acc.num_processes:  # the batch is per process, and so are the seeds
+            raise RunChanged(_changed_message(where, [("processes (accelerate launch --num_processes)", processes,
+                                                       self.acc.num_processes)]))
+        if not state.get("run"):
+            self.acc.print(f"note: {where} predates recorded run flags; resuming without checking them")
         self.acc.unwrap_model(self.model).load_state_dict(load_file(str(self.ckpt / "model.safetensors")))
         self.ema.load_state_dict(load_file(str(self.ckpt / "ema.safetensors")))
         meta = json.loads((self.ckpt / "optimizer.json").read_text())
@@ -278,9 +440,10 @@ class _Loop:
         if rng.with_suffix(".safetensors").is_file():
             set_rng_state(load_file(str(rng.with_suffix(".safetensors"))), json.loads(rng.with_suffix(".json").read_text()))
         self.step, self.wall, self.final_loss = state["step"], state["wall_time"], state["final_loss"]
-        earlier = state.get("commands", [])  # a run continued with other flags keeps its history
+        # a continued run keeps its history (made public again: older checkpoints kept raw paths)
+        earlier = [public_command(c, self.cfg.out) for c in state.get("commands", [])]
         self.commands = earlier + [c for c in self.commands if c not in earlier[-1:]]
-        self.acc.print(f"resumed from {self.ckpt} at step {self.step}")
+        self.acc.print(f"resumed from {where} at step {self.step}")
 
     def write_release(self) -> None:
         """Main process: sample grid + Hub-shaped folder of the EMA weights with its card."""
@@ -347,6 +510,7 @@ def train(
     acc = loop.acc
     if acc.is_main_process:
         loop.out.mkdir(parents=True, exist_ok=True)
+        _clean_orphans(loop)
     acc.wait_for_everyone()
     if cfg.resume:
         loop.load_state()
@@ -360,13 +524,43 @@ def train(
         bar.update(1)
         _after_step(loop, log, bar)
     bar.close()
-    if cfg.push_to_hub and acc.is_main_process:
-        url = hub.push_folder(cfg.release_dir, cfg.push_to_hub)
-        acc.print(f"pushed {cfg.release_dir} to {cfg.push_to_hub}: {url}")
-    acc.wait_for_everyone()
-    acc.end_training()
-    _release_accelerate_state(acc)
+    try:
+        if cfg.push_to_hub and acc.is_main_process:
+            _push(cfg, acc)
+    finally:
+        acc.wait_for_everyone()
+        acc.end_training()
+        _release_accelerate_state(acc)
     return TrainResult(loop.step, loop.final_loss, loop.wall, cfg.release_dir, loop.ema.module)
+
+
+def _clean_orphans(loop: _Loop) -> None:
+    """Main process, at start: remove what writers killed mid-write left next to the
+    checkpoint and the release (and inside it: record_evaluation's rewrites, which a push
+    would upload); a live writer's temp folder stays."""
+    release = loop.cfg.release_dir
+    removed = [*hub.clean_orphans(loop.ckpt), *hub.clean_orphans(release),
+               *hub.clean_orphans(release / hub.CONFIG_NAME), *hub.clean_orphans(release / hub.CARD_NAME)]
+    legacy = loop.ckpt.with_name(".checkpoint.tmp")  # the fixed name of earlier versions
+    if legacy.is_dir():
+        shutil.rmtree(legacy, ignore_errors=True)
+        removed.append(legacy)
+    if removed:
+        loop.acc.print(f"removed temp files of killed writes: {', '.join(sorted(p.name for p in removed))}")
+
+
+def _push(cfg: LoopConfig, acc: Accelerator) -> None:
+    """Upload the release folder. An error whose report would show the token (message or
+    chain) is replaced by one that does not."""
+    try:
+        url = hub.push_folder(cfg.release_dir, cfg.push_to_hub)
+    except Exception as err:
+        report = "".join(traceback.format_exception(err))
+        if redact(report) == report:
+            raise
+        raise RuntimeError(f"--push-to-hub {cfg.push_to_hub} failed: {redact(str(err))} (the release folder "
+                           f"{public_path(cfg.release_dir, cfg.out)} is complete; push it again)") from None
+    acc.print(f"pushed {public_path(cfg.release_dir, cfg.out)} to {cfg.push_to_hub}: {redact(url)}")
 
 
 def _release_accelerate_state(acc: Accelerator) -> None:

@@ -20,7 +20,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, train  # noqa: E402
+from trainers.common import (Release, add_loop_args, command_line, image_grid, loop_config, public_path,  # noqa: E402
+                             train)
 from zoo.data.images import HUB_SOURCES, IMAGE_SOURCES, load_images  # noqa: E402
 from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, DiffusionConfig,  # noqa: E402
                            diffusion_loss, sample)
@@ -88,6 +89,7 @@ def samples_grid(diffusion: DiffusionConfig, shape: tuple, num_classes: int = 0)
 
 
 def card_for(args, data, config: UNet.Config) -> CardInfo:
+    dataset = public_path(args.dataset, args.out)  # a local data set's folders stay private
     n_params = sum(p.numel() for p in UNet(config).parameters())
     repo = HUB_SOURCES.get(args.dataset, (None,))[0] or ("ylecun/mnist" if "mnist" in args.dataset else None)
     if config.num_classes:
@@ -97,11 +99,11 @@ def card_for(args, data, config: UNet.Config) -> CardInfo:
     else:
         kind, tags = "Unconditional UNet (", ["unconditional"]
     return CardInfo(
-        title=f"DDPM UNet on {args.dataset}", pipeline_tag=None if config.num_classes else "unconditional-image-generation",
+        title=f"DDPM UNet on {dataset}", pipeline_tag=None if config.num_classes else "unconditional-image-generation",
         tags=["unet", args.objective, args.schedule, *tags], datasets=[repo] if repo else [],
         description=(f"{kind} {n_params / 1e6:.2f}M parameters, preset {args.preset}) with the "
                      f"{args.objective} objective on the {args.schedule} schedule, from the diffusion model zoo."),
-        data=f"{args.dataset}: {len(data)} images of shape {'x'.join(map(str, data.shape))}, scaled to [-1, 1]"
+        data=f"{dataset}: {len(data)} images of shape {'x'.join(map(str, data.shape))}, scaled to [-1, 1]"
              + (", random horizontal flips" if data.flip else ""))
 
 
@@ -109,12 +111,13 @@ def main(argv=None):
     args = parse_args(argv)
     # conditional and unconditional runs on one data set keep separate checkpoints (--resume)
     args.out = args.out or f"runs/pixels-{Path(args.dataset).name}{'-cond' if args.class_conditional else ''}"
-    cfg = loop_config(args)
+    cfg = loop_config(args, may_change=("fp16_weights",))  # the release's storage, not what is trained
     data = load_images(args.dataset, "train")
     config = net_config(args, data)
     diffusion = DiffusionConfig(schedule=args.schedule, parameterisation=args.objective, t_sampling=args.t_sampling)
     release = Release("unet", config, diffusion, card_for(args, data, config),
-                      extra={"data": {"dataset": args.dataset, "size": len(data), "shape": list(data.shape)}},
+                      extra={"data": {"dataset": public_path(args.dataset, cfg.out), "size": len(data),
+                                      "shape": list(data.shape)}},
                       dtype=torch.float16 if args.fp16_weights else torch.float32,
                       command=command_line("trainers.pixels", argv))
 
@@ -128,8 +131,8 @@ def main(argv=None):
     torch.manual_seed(cfg.seed)
     result = train(UNet(config), loss_fn, lambda step, g: data.batch(cfg.batch_size, g, with_labels=labelled), cfg,
                    release, sample_fn=samples_grid(diffusion, data.shape, config.num_classes))
-    print(f"released {result.release_dir} after {result.step} steps, loss {result.final_loss:.4f}, "
-          f"{result.wall_time:.1f} s")
+    print(f"released {public_path(result.release_dir, cfg.out)} after {result.step} steps, "
+          f"loss {result.final_loss:.4f}, {result.wall_time:.1f} s")
     return result
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from trainers.common import Release, add_loop_args, command_line, loop_config, train  # noqa: E402
+from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train  # noqa: E402
 import torch  # noqa: E402
 
 from zoo.data.toy2d import TOY_DATASETS, toy_density_image  # noqa: E402
@@ -72,8 +72,8 @@ def main(argv=None):
     release = Release("mlp", toy.net, toy.diffusion, card, extra=config_sections(toy), dtype=torch.float16,
                       command=command_line("trainers.toy2d", argv))
     result = train(new_net(toy), toy_loss(toy), toy_batch(toy), cfg, release, sample_fn=samples_image(toy))
-    print(f"released {result.release_dir} after {result.step} steps, loss {result.final_loss:.4f}, "
-          f"{result.wall_time:.1f} s")
+    print(f"released {public_path(result.release_dir, cfg.out)} after {result.step} steps, "
+          f"loss {result.final_loss:.4f}, {result.wall_time:.1f} s")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, train  # noqa: E402
+from trainers.common import (Release, add_loop_args, command_line, image_grid, loop_config, public_path,  # noqa: E402
+                             train)
 from zoo.data import shapes  # noqa: E402
 from zoo.hub import CardInfo  # noqa: E402
 from zoo.nets.vae import VAE, vae_loss  # noqa: E402
@@ -65,7 +66,7 @@ def evaluation(test, captions):
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = loop_config(args)
+    cfg = loop_config(args, may_change=("fp16_weights",))  # the release's storage, not what is trained
     data, _ = shapes.load_shapes(args.num_images, seed=cfg.seed)
     test, test_captions = shapes.load_shapes(1000, seed=TEST_SEED)
     config = VAE.Config(channels=args.channels, latent_channels=args.latent_channels)
@@ -86,7 +87,8 @@ def main(argv=None):
     torch.manual_seed(cfg.seed)
     result = train(VAE(config), lambda net, x: vae_loss(net, x, args.kl_weight)[0],
                    lambda step, g: data.batch(cfg.batch_size, g), cfg, release, sample_fn=sample_fn)
-    print(f"released {result.release_dir} after {result.step} steps, loss {result.final_loss:.5f}")
+    print(f"released {public_path(result.release_dir, cfg.out)} after {result.step} steps, "
+          f"loss {result.final_loss:.5f}")
     return result
 
 
