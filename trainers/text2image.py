@@ -67,7 +67,7 @@ def net_config(args) -> DiT.Config:
 def prepare_latents(vae: str, data):
     """(LatentSpace with the normalisation, normalised latents (N, C, h, w)): the images
     encoded once (posterior means), scaled to zero mean and unit variance."""
-    raw = load_latent_space({"vae": vae}, "cpu")
+    raw = load_latent_space({"vae": vae}, "cpu", "--vae", allow_local=True)  # the command line may name a folder
     latents = raw.encode_uint8(data.images.permute(0, 2, 3, 1)).cpu()  # encode_uint8 takes (N, H, W, C)
     shift, scale = float(latents.mean()), float(1.0 / latents.std())
     return LatentSpace(raw.vae, scale, shift), (latents - shift) * scale
@@ -113,8 +113,8 @@ def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, a
                                  f"objective, {args.schedule} schedule, captions dropped with probability "
                                  f"{args.caption_dropout}; from the diffusion model zoo."),
                     data=f"{args.num_images} generated captioned shapes images (zoo.data.shapes, seed {cfg.seed})")
-    latent = {"vae": args.vae, "vae_sha256": weights_sha256(resolve_vae(args.vae)), "scale": space.scale,
-              "shift": space.shift}
+    latent = {"vae": args.vae, "vae_sha256": weights_sha256(resolve_vae(args.vae, allow_local=True)),
+              "scale": space.scale, "shift": space.shift}
     prompts = [c for _, c in shapes.sample_shapes(args.eval_samples, seed=EVAL_SEED)]
     return Release("dit", config, diffusion, card,
                    extra={"latent": latent, "data": {"dataset": "shapes", "size": args.num_images}},

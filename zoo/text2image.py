@@ -11,6 +11,8 @@ decoder's D(z / scale + shift). Classifier-free guidance with the empty prompt a
 null condition: D_w = D(z | prompt) + w (D(z | prompt) - D(z | "")), w = 0 the plain
 conditional model (zoo.diffusion.guidance states the convention).
 """
+import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -21,6 +23,7 @@ import torch
 from zoo.conditional import CountedNet, GuidedOutput, check_strength
 from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
 from zoo.diffusion.guidance import check_interval, classifier_free_guidance
+from zoo.hub.validation import CheckpointError
 from zoo.pixels import check_batch, from_uint8, to_uint8
 
 MAX_PROMPT_CHARS = 300  # a paragraph is a paste error; the token limit is checked too
@@ -122,16 +125,65 @@ class TextToImagePipeline:
                                for lo in range(0, len(prompts), chunk)])
 
 
-def resolve_vae(reference: str) -> Path:
-    """A DiT names its VAE by a checkpoint folder, a zoo entry or a Hub repo id."""
+def _vae_kind(reference, allow_local: bool):
+    """"local", "entry" or "hub" for a VAE reference; None for anything else. Without
+    allow_local it is never a path, so a downloaded config cannot make the app open a
+    folder of this machine ('../../../etc', '/etc', 'C:\\x' are no repo ids)."""
     from zoo import hub, registry
 
-    if Path(reference).is_dir():
-        return Path(reference)
+    if not isinstance(reference, str):
+        return None
+    if allow_local and Path(reference).is_dir():
+        return "local"
+    if reference in {entry.name for entry in registry.list_models()}:
+        return "entry"
     try:
+        hub.check_repo_id(reference)
+    except ValueError:
+        return None
+    return "hub"
+
+
+def _vae_expected(allow_local: bool) -> str:
+    return "a zoo entry name (such as 'shapes-vae') or a Hub repo id 'owner/name'" + (
+        " or a local checkpoint folder" if allow_local else "")
+
+
+def resolve_vae(reference: str, allow_local: bool = False) -> Path:
+    """The checkpoint folder of the VAE a DiT names: a zoo entry or a Hub repo id. A local
+    folder only with allow_local=True, which only the command line passes (a trainer's
+    --vae): a checkpoint's config is untrusted and may not point at local paths."""
+    from zoo import hub, registry
+
+    kind = _vae_kind(reference, allow_local)
+    if kind is None:
+        raise CheckpointError("the VAE reference", "vae", _vae_expected(allow_local), repr(reference)[:200])
+    if kind == "local":
+        return Path(reference)
+    if kind == "entry":
         return registry.resolve(reference)
-    except ValueError:  # not a zoo entry: a Hub repo id
-        return hub.resolve(reference, None, f"the VAE {reference} of this text-to-image model")
+    return hub.resolve(reference, None, f"the VAE {reference} of this text-to-image model")
+
+
+def check_latent(latent, source, allow_local: bool = False) -> dict:
+    """A DiT config's 'latent' section, checked before anything is resolved or loaded: a
+    NaN or zero scale gives black images, a path in 'vae' would open a local folder.
+    `source` names the file in the error (CheckpointError, a ValueError)."""
+    if not isinstance(latent, dict):
+        raise CheckpointError(source, "latent", "an object with 'vae', 'vae_sha256', 'scale', 'shift'",
+                              type(latent).__name__)
+    if _vae_kind(latent.get("vae"), allow_local) is None:
+        raise CheckpointError(source, "latent.vae", _vae_expected(allow_local), repr(latent.get("vae"))[:200])
+    for key, positive in (("scale", True), ("shift", False)):
+        value = latent.get(key, 1.0 if positive else 0.0)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or (
+                positive and value <= 0):
+            raise CheckpointError(source, f"latent.{key}", "a finite number" + (" > 0" if positive else ""),
+                                  repr(value))
+    sha = latent.get("vae_sha256")
+    if sha is not None and not (isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha)):
+        raise CheckpointError(source, "latent.vae_sha256", "64 lowercase hex digits (a SHA-256)", repr(sha)[:80])
+    return latent
 
 
 def load_vae(folder: Path, device: Optional[str] = None):
@@ -146,30 +198,34 @@ def load_vae(folder: Path, device: Optional[str] = None):
     return vae
 
 
-def load_latent_space(latent: dict, device) -> LatentSpace:
-    """The VAE a DiT config's 'latent' section names, checked to be the very weights the
-    DiT was trained on (their SHA-256), with its normalisation."""
+def load_latent_space(latent: dict, device, source="the 'latent' section", allow_local: bool = False) -> LatentSpace:
+    """The VAE a DiT config's 'latent' section names (checked: check_latent), verified to
+    be the very weights the DiT was trained on (their SHA-256), with its normalisation.
+    `source` names the config file in errors; allow_local: see resolve_vae."""
     from zoo.hub import weights_sha256
 
-    folder = resolve_vae(latent["vae"])
+    latent = check_latent(latent, source, allow_local)
+    folder = resolve_vae(latent["vae"], allow_local)
     if latent.get("vae_sha256") and weights_sha256(folder) != latent["vae_sha256"]:
         raise ValueError(f"the VAE in {folder} is not the one this model was trained on (its weights changed since; "
                          "retrain the text-to-image model on it, or restore that VAE)")
     return LatentSpace(load_vae(folder, device), float(latent.get("scale", 1.0)), float(latent.get("shift", 0.0)))
 
 
-def load_pipeline(folder: Path, device: Optional[str] = None) -> TextToImagePipeline:
-    """Registry builder: a DiT checkpoint folder (+ the VAE its config names) -> pipeline."""
+def load_pipeline(folder: Path, device: Optional[str] = None, allow_local_vae: bool = False) -> TextToImagePipeline:
+    """Registry builder: a DiT checkpoint folder (+ the VAE its config names) -> pipeline.
+    allow_local_vae: the config may name its VAE by a local folder (a model trained here,
+    on a VAE given by path; never for a downloaded one)."""
     from zoo.gpu import device as pick_device
-    from zoo.hub import load_checkpoint
+    from zoo.hub import CONFIG_NAME, load_checkpoint
 
     device = device or pick_device()
     net, config = load_checkpoint(folder, device=device)
-    if config["arch"] != "dit" or "vae" not in config.get("latent", {}):
+    if config["arch"] != "dit" or "latent" not in config:
         raise ValueError(f"{folder} is not a text-to-image checkpoint (a 'dit' with a 'latent' section naming its VAE)")
     d, c = DiffusionConfig(**config["diffusion"]), net.config
     denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
-    space = load_latent_space(config["latent"], device)
+    space = load_latent_space(config["latent"], device, Path(folder) / CONFIG_NAME, allow_local_vae)
     if tuple(space.vae.config.latent_shape) != (c.in_channels, c.input_size, c.input_size):
         raise ValueError(f"the VAE makes {space.vae.config.latent_shape} latents, the DiT takes "
                          f"{(c.in_channels, c.input_size, c.input_size)}")

@@ -1,5 +1,6 @@
 """The checkpoint folder: config.json + model.safetensors + README.md (+ samples.png), exactly
-what a Hub model repo holds, written atomically and read back strictly. Never pickle."""
+what a Hub model repo holds, written atomically and read back strictly: every file is
+untrusted input and goes through zoo.hub.validation. Never pickle."""
 from __future__ import annotations
 
 import dataclasses
@@ -10,11 +11,12 @@ import shutil
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import save_file
 
 from zoo.hub.card import CARD_NAME, CardInfo, make_card
 from zoo.hub.files import atomic_write_text, replace_dir, temp_sibling
+from zoo.hub.validation import (CHECKSUM_KEY, CheckpointError, build_on_meta, check_config, load_validated_weights,
+                                read_header, read_json, tensor_checksum)
 
 CONFIG_NAME, WEIGHTS_NAME, SAMPLES_NAME = "config.json", "model.safetensors", "samples.png"
 
@@ -59,7 +61,9 @@ def save_checkpoint(
     tmp = temp_sibling(folder)
     try:
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-        save_file(_tensors_for_saving(net, dtype), str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        tensors = _tensors_for_saving(net, dtype)
+        metadata = {"format": "pt", CHECKSUM_KEY: tensor_checksum(tensors)}  # load verifies it
+        save_file(tensors, str(tmp / WEIGHTS_NAME), metadata=metadata)
         os.chmod(tmp / WEIGHTS_NAME, 0o644)  # safetensors creates 0600; released weights are public
         if sample_image is not None:
             sample_image.save(tmp / SAMPLES_NAME)
@@ -73,39 +77,52 @@ def save_checkpoint(
 
 
 def load_config(folder) -> dict:
-    """config.json of a checkpoint folder, with a clear error when it is missing or broken."""
+    """config.json of a checkpoint folder: at most MAX_CONFIG_BYTES of UTF-8 JSON with the
+    'arch', 'net' and 'diffusion' sections; CheckpointError (a ValueError) otherwise."""
     path = Path(folder) / CONFIG_NAME
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint config not found: {path}")
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"corrupt checkpoint config {path}: {err}") from err
-    for key in ("arch", "net", "diffusion"):
+    config = read_json(path)
+    for key, kind in (("arch", str), ("net", dict), ("diffusion", dict)):
         if key not in config:
-            raise ValueError(f"checkpoint config {path} lacks the {key!r} section")
+            raise CheckpointError(path, f"section {key!r}", "present in a checkpoint config", "missing")
+        if not isinstance(config[key], kind):
+            raise CheckpointError(path, f"section {key!r}", f"a JSON {'string' if kind is str else 'object'}",
+                                  type(config[key]).__name__)
     return config
 
 
-def load_weights(path) -> dict:
-    """Tensors of a safetensors file, cast to float32; corrupt/truncated files raise ValueError naming the file."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"checkpoint weights not found: {path}")
-    try:
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, RuntimeError) as err:
-        raise ValueError(f"corrupt or truncated safetensors file {path}: {err}") from err
-    return {k: v.float() if v.is_floating_point() else v for k, v in tensors.items()}
+def load_weights(path, expected_module: torch.nn.Module | None = None) -> dict:
+    """Tensors of a safetensors file, float ones cast to float32, validated (see
+    validation.load_validated_weights); a corrupt, truncated, damaged or non-finite file
+    raises CheckpointError naming the file."""
+    return load_validated_weights(path, expected_module)
+
+
+def _net_class(config: dict, source: Path):
+    from zoo.nets import ARCHITECTURES, net_class  # nets import lazily: `import zoo.hub` stays light
+
+    if config["arch"] not in ARCHITECTURES:
+        raise CheckpointError(source, "arch", f"one of {sorted(ARCHITECTURES)}", repr(config["arch"][:80]))
+    return net_class(config["arch"])
 
 
 def load_checkpoint(folder, device="cpu"):
-    """(net in eval mode, config dict) from a checkpoint folder; weights loaded strictly."""
-    from zoo.nets import build_net  # nets import lazily: `import zoo.hub` stays light
+    """(net in eval mode, config dict) from a checkpoint folder, every step validated before
+    the next costs anything: config -> weights header -> config ranges (bounded by the
+    header's sizes) -> the net on the meta device against the header's names, shapes and
+    dtypes -> the data (checksum, finite) -> the real net."""
+    from zoo.nets import build_net
 
+    folder = Path(folder)
     config = load_config(folder)
+    header = read_header(folder / WEIGHTS_NAME)
+    cls = _net_class(config, folder / CONFIG_NAME)
+    check_config(cls.Config, config["net"], header, folder / CONFIG_NAME)
+    expected = build_on_meta(lambda: build_net(config["arch"], config["net"]), folder / CONFIG_NAME)
+    tensors = load_validated_weights(header.path, expected, header)
     net = build_net(config["arch"], config["net"])
-    net.load_state_dict(load_weights(Path(folder) / WEIGHTS_NAME), strict=True)
+    net.load_state_dict(tensors, strict=True)
     return net.to(device).eval(), config
 
 

@@ -5,6 +5,7 @@ x_t it is the noise-aware classifier of classifier guidance (Dhariwal & Nichol 2
 Sec. 4), whose grad log p(y | x_t) steers a diffusion sampler.
 """
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -21,6 +22,10 @@ class Classifier(nn.Module):
         num_classes: int = 10
         channels: int = 32  # width of the first stage; doubled at each of the 3 stages
         time_features: int = 32
+
+        # load-time bounds (zoo.hub.validation.check_config); other integers are widths, at
+        # most the largest tensor dimension in the weights file; sizes the weights do not fix are capped
+        LIMITS: ClassVar[dict] = {"image_size": 256}
 
     def __init__(self, config: "Classifier.Config"):
         super().__init__()

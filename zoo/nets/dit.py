@@ -12,6 +12,7 @@ Text: a TextEncoder (open_clip text tower) trained with the DiT. In training, a
 D(x | prompt) and D(x | "") for classifier-free guidance (the DiT label dropout, for text).
 """
 from dataclasses import dataclass, field, fields
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -92,6 +93,11 @@ class DiT(nn.Module):
         mlp_ratio: float = 4.0
         text: TextEncoder.Config = field(default_factory=TextEncoder.Config)
         caption_dropout: float = 0.1  # training only: share of prompts replaced by ""
+
+        # load-time bounds (zoo.hub.validation.check_config); other integers are widths, at
+        # most the largest tensor dimension in the weights file; sizes the weights do not fix are capped
+        LIMITS: ClassVar[dict] = {"input_size": 128, "depth": "count", "mlp_ratio": (0.0, 64.0),
+                                  "caption_dropout": (0.0, 1.0)}
 
         def __post_init__(self):  # from JSON the text config is a dict
             if isinstance(self.text, dict):

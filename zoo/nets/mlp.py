@@ -7,6 +7,7 @@ The output layer starts at zero: the initial prediction is 0, a safe start for e
 parameterisation.
 """
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -31,6 +32,10 @@ class MLP(nn.Module):
         hidden: int = 128
         depth: int = 3  # residual blocks
         time_features: int = 32
+
+        # load-time bounds (zoo.hub.validation.check_config); other integers are widths, at
+        # most the largest tensor dimension in the weights file; sizes the weights do not fix are capped
+        LIMITS: ClassVar[dict] = {"depth": "count"}
 
     def __init__(self, config: "MLP.Config"):
         super().__init__()

@@ -11,6 +11,7 @@ with the diffusion model from scratch, as GLIDE's text transformer (Nichol et al
 """
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -54,6 +55,10 @@ class TextEncoder(nn.Module):
         heads: int = 4
         layers: int = 3
 
+        # load-time bounds (zoo.hub.validation.check_config); other integers are widths, at
+        # most the largest tensor dimension in the weights file; sizes the weights do not fix are capped
+        LIMITS: ClassVar[dict] = {"vocab": 49407, "layers": "count"}  # vocab: BPE ids, CLIP has 49,408
+
         def __post_init__(self):
             self.vocab = tuple(self.vocab)
 
@@ -65,8 +70,10 @@ class TextEncoder(nn.Module):
         tok = bpe_tokenizer()
         if not {tok.sot_token_id, tok.eot_token_id} <= set(c.vocab):
             raise ValueError("TextEncoder vocab must contain the start- and end-of-text ids (use vocab_ids)")
-        table = torch.full((tok.vocab_size,), UNKNOWN, dtype=torch.long)
-        table[torch.tensor(c.vocab)] = torch.arange(2, 2 + len(c.vocab))
+        # Derived from the config, not the weights, so always built on the CPU: the net can
+        # then be built on the meta device (checkpoint validation) with a working tokenizer.
+        table = torch.full((tok.vocab_size,), UNKNOWN, dtype=torch.long, device="cpu")
+        table[torch.tensor(c.vocab, dtype=torch.long, device="cpu")] = torch.arange(2, 2 + len(c.vocab), device="cpu")
         self.register_buffer("table", table, persistent=False)  # BPE id -> embedding row
         self.transformer = TextTransformer(
             context_length=c.context_length, vocab_size=2 + len(c.vocab), width=c.width, heads=c.heads,
@@ -77,7 +84,7 @@ class TextEncoder(nn.Module):
         """Prompts -> (n, context_length) embedding rows, padded with PAD. ValueError when a
         prompt has more tokens than the context (never silently cut: the end would be lost)."""
         tok, n_ctx = bpe_tokenizer(), self.config.context_length
-        rows = torch.full((len(prompts), n_ctx), PAD, dtype=torch.long)
+        rows = torch.full((len(prompts), n_ctx), PAD, dtype=torch.long, device="cpu")
         for i, prompt in enumerate(prompts):
             ids = [tok.sot_token_id, *_encode(prompt), tok.eot_token_id]
             if len(ids) > n_ctx:

@@ -9,6 +9,7 @@ Presets are named by what they are; their parameter counts are checked by the te
 """
 import math
 from dataclasses import dataclass, replace
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -92,6 +93,11 @@ class UNet(nn.Module):
         groups: int = 8  # GroupNorm groups (DDPM: 32)
         num_classes: int = 0  # > 0: class-conditional, with a null class at index num_classes
         label_dropout: float = 0.0  # training only: share of labels replaced by the null class
+
+        # load-time bounds (zoo.hub.validation.check_config); other integers are widths, at
+        # most the largest tensor dimension in the weights file; sizes the weights do not fix are capped
+        LIMITS: ClassVar[dict] = {"image_size": 256, "attn_resolutions": 256, "num_res_blocks": "count",
+                                  "dropout": (0.0, 1.0), "label_dropout": (0.0, 1.0)}
 
         def __post_init__(self):  # JSON gives lists; keep the dataclass hashable and comparable
             self.channel_mults, self.attn_resolutions = tuple(self.channel_mults), tuple(self.attn_resolutions)

@@ -6,6 +6,7 @@ decoder back to pixels. The diffusion model then runs on z, 12x fewer numbers th
 Built from the UNet's residual blocks (without a time embedding) and its resamplers.
 """
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -24,6 +25,10 @@ class VAE(nn.Module):
         channels: tuple = (32, 64, 64)  # per resolution; len - 1 downsamplings (f = 2^(len-1))
         latent_channels: int = 4
         groups: int = 8
+
+        # load-time bounds (zoo.hub.validation.check_config); other integers are widths, at
+        # most the largest tensor dimension in the weights file; sizes the weights do not fix are capped
+        LIMITS: ClassVar[dict] = {"image_size": 256}
 
         def __post_init__(self):
             self.channels = tuple(self.channels)
