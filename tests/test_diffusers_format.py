@@ -384,3 +384,30 @@ def test_full_size_cifar10_model_loads(tmp_path):
     with torch.no_grad():
         x0 = pipe.denoiser(torch.randn(1, 3, 32, 32, generator=torch.Generator().manual_seed(7)), 0.5)
     assert x0.shape == (1, 3, 32, 32) and torch.isfinite(x0).all()
+
+
+def test_untrusted_diffusers_weights_are_validated_before_use(tmp_path):
+    """A published repo is untrusted input like any checkpoint: NaN weights, a wrong shape, and
+    sizes the weights cannot back are named errors, found before the UNet is allocated."""
+    from safetensors.torch import load_file, save_file
+
+    from zoo.hub import CheckpointError
+
+    folder = write_ddpm_repo(tmp_path / "repo")
+    weights = folder / "diffusion_pytorch_model.safetensors"
+    state = load_file(str(weights))
+    name = next(k for k in state if k.endswith("conv_in.weight"))
+    save_file({**state, name: torch.full_like(state[name], float("nan"))}, str(weights))
+    with pytest.raises(CheckpointError, match="conv_in.weight.*finite values"):
+        load_pipeline(folder)
+    save_file({**state, name: state[name][:, :2].contiguous()}, str(weights))
+    with pytest.raises(CheckpointError, match="conv_in.weight.*shape"):
+        load_pipeline(folder)
+    save_file(state, str(weights))
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "block_out_channels": [4096] * 4}))
+    with pytest.raises(CheckpointError, match="block_out_channels.*up to"):
+        load_pipeline(folder)
+    (folder / "config.json").write_text(json.dumps({**config, "sample_size": 100_000}))
+    with pytest.raises(CheckpointError, match="sample_size"):
+        load_pipeline(folder)

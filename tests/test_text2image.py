@@ -121,7 +121,7 @@ def test_latent_space_normalises_and_decodes():
 
 
 def test_guidance_zero_is_the_conditional_model_and_cfg_doubles_the_calls(folders):
-    pipe = load_pipeline(folders / "dit", device="cpu")
+    pipe = load_pipeline(folders / "dit", device="cpu", allow_local_vae=True)
     prompts = ["a red circle", "a blue square"]
     ctx = pipe.context(prompts)
     plain = sample(pipe.denoiser, (2, 4, 8, 8), steps=5, seed=3, cond={"context": ctx})
@@ -140,14 +140,14 @@ def test_guidance_zero_is_the_conditional_model_and_cfg_doubles_the_calls(folder
 
 
 def test_a_seed_gives_the_same_image_whatever_the_batch(folders):
-    pipe = load_pipeline(folders / "dit", device="cpu")
+    pipe = load_pipeline(folders / "dit", device="cpu", allow_local_vae=True)
     batch = pipe(["a red circle", "a green triangle", "a blue square"], n=3, steps=4, seed=7, guidance=2.0)
     alone = pipe("a green triangle", n=1, steps=4, seed=8, guidance=2.0)  # sample i uses seed + i
     assert np.abs(batch.images[1].astype(int) - alone.images[0]).max() <= 1
 
 
 def test_bad_requests_raise_clear_errors(folders):
-    pipe = load_pipeline(folders / "dit", device="cpu")
+    pipe = load_pipeline(folders / "dit", device="cpu", allow_local_vae=True)
     cases = [(dict(prompt=""), "prompt is empty"), (dict(prompt="x" * 400), "at most 300"),
              (dict(prompt="red " * 30), "prompt too long: 30 tokens"), (dict(prompt=3), "must be a string"),
              (dict(prompt=["a", "b"], n=3), "one per sample"), (dict(prompt="a", n=0), "batch size"),
@@ -163,6 +163,8 @@ def test_bad_requests_raise_clear_errors(folders):
 def test_loading_checks_the_latent_space(folders, tmp_path):
     with pytest.raises(ValueError, match="not a text-to-image checkpoint"):
         load_pipeline(folders / "vae")
+    with pytest.raises(ValueError, match="latent.vae: expected a zoo entry name"):  # a config never names a folder
+        load_pipeline(folders / "dit")
     other = tiny_vae(seed=5)  # retrained VAE in the place the DiT names: refused
     shutil.copytree(folders / "dit", tmp_path / "dit")
     config = hub.load_config(tmp_path / "dit")
@@ -170,18 +172,23 @@ def test_loading_checks_the_latent_space(folders, tmp_path):
     config["latent"]["vae"] = str(tmp_path / "vae")
     hub.atomic_write_text(tmp_path / "dit" / "config.json", json.dumps(config))
     with pytest.raises(ValueError, match="not the one this model was trained on"):
-        load_pipeline(tmp_path / "dit")
+        load_pipeline(tmp_path / "dit", allow_local_vae=True)
     wide = VAE(VAE.Config(channels=(8, 8)))  # 4x16x16 latents for a DiT on 4x8x8
     hub.save_checkpoint(tmp_path / "vae", wide, "vae", wide.config, {})
     config["latent"]["vae_sha256"] = hub.weights_sha256(tmp_path / "vae")
     hub.atomic_write_text(tmp_path / "dit" / "config.json", json.dumps(config))
     with pytest.raises(ValueError, match=r"the VAE makes \(4, 16, 16\) latents"):
-        load_pipeline(tmp_path / "dit")
+        load_pipeline(tmp_path / "dit", allow_local_vae=True)
 
 
-def test_registry_loads_both_entries(folders, monkeypatch):
-    entries = [dataclasses.replace(e, bundled_path=str(folders / {"shapes-vae": "vae", "shapes-t2i": "dit"}[e.name]))
-               if e.name in ("shapes-vae", "shapes-t2i") else e for e in registry.ENTRIES]
+def test_registry_loads_both_entries(folders, monkeypatch, tmp_path):
+    shutil.copytree(folders / "dit", tmp_path / "dit")  # a release names its VAE by its zoo entry
+    config = hub.load_config(tmp_path / "dit")
+    config["latent"]["vae"] = "shapes-vae"
+    hub.atomic_write_text(tmp_path / "dit" / "config.json", json.dumps(config))
+    where = {"shapes-vae": folders / "vae", "shapes-t2i": tmp_path / "dit"}
+    entries = [dataclasses.replace(e, bundled_path=str(where[e.name])) if e.name in where else e
+               for e in registry.ENTRIES]
     monkeypatch.setattr(registry, "ENTRIES", entries)
     registry.clear_cache()
     import zoo
@@ -194,14 +201,16 @@ def test_registry_loads_both_entries(folders, monkeypatch):
     registry.clear_cache()
 
 
-def test_trainers_release_loadable_checkpoints(tmp_path):
+def test_trainers_release_loadable_checkpoints(tmp_path, monkeypatch):
     from trainers import text2image, vae
 
     vae.main(["--num-images", "64", "--steps", "4", "--ckpt-every", "4", "--batch-size", "8", "--channels", "8,8,8",
               "--out", str(tmp_path / "vae")])
     vae_folder = tmp_path / "vae" / "release"
     assert "psnr_db" in hub.load_config(vae_folder)["eval"]
-    result = text2image.main(["--vae", str(vae_folder), "--num-images", "64", "--steps", "4", "--ckpt-every", "4",
+    with pytest.raises(ValueError, match="--vae-name"):  # a local VAE needs the public name the release records
+        text2image.main(["--vae", str(vae_folder), "--out", str(tmp_path / "refused")])
+    result = text2image.main(["--vae", str(vae_folder), "--vae-name", "shapes-vae", "--num-images", "64", "--steps", "4", "--ckpt-every", "4",
                               "--batch-size", "8", "--width", "32", "--depth", "1", "--heads", "2", "--text-width",
                               "32", "--text-layers", "1", "--eval-samples", "6", "--out", str(tmp_path / "dit")])
     # the in-process EMA net (which draws the card's samples and evaluation) is finite: averaging
@@ -215,6 +224,9 @@ def test_trainers_release_loadable_checkpoints(tmp_path):
     assert "text-to-image" in (folder / "README.md").read_text()
     # the saved normalisation gives the training latents unit variance and zero mean
     data, _ = shapes.load_shapes(64, seed=0)
+    assert config["latent"]["vae"] == "shapes-vae" and str(tmp_path) not in (folder / "config.json").read_text()
+    monkeypatch.setattr(registry, "ENTRIES", [dataclasses.replace(e, bundled_path=str(vae_folder))
+                                              if e.name == "shapes-vae" else e for e in registry.ENTRIES])
     pipe = load_pipeline(folder, device="cpu")
     z = pipe.latent.encode_uint8(data.images.permute(0, 2, 3, 1))
     assert abs(float(z.std()) - 1) < 1e-3 and abs(float(z.mean())) < 1e-3

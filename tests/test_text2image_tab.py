@@ -29,7 +29,8 @@ def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("t2i")
     vae = trainers.vae.main(["--num-images", "200", "--steps", "5", "--ckpt-every", "5", "--batch-size", "8",
                              "--channels", "8,16,32", "--out", str(root / "vae")]).release_dir
-    dit = trainers.text2image.main(["--vae", str(vae), *TINY_DIT, "--out", str(root / "dit")]).release_dir
+    dit = trainers.text2image.main(["--vae", str(vae), "--vae-name", "shapes-vae", *TINY_DIT,
+                                    "--out", str(root / "dit")]).release_dir
     return {"shapes-vae": vae, "shapes-t2i": dit}
 
 

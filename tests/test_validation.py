@@ -347,3 +347,17 @@ def test_every_bundled_checkpoint_still_loads():
     t0 = time.perf_counter()
     pipe = load_pipeline(REPO / "weights" / "shapes-t2i", device="cpu")  # its VAE by registry name
     assert time.perf_counter() - t0 < 10 and pipe("a red circle", n=1, steps=2).images.shape == (1, 32, 32, 3)
+
+
+@pytest.mark.parametrize("diffusion, item", [({"schedule": "warp"}, "diffusion.schedule"),
+                                             ({"parameterisation": "magic"}, "diffusion.parameterisation"),
+                                             ({"sigma_data": float("nan")}, "diffusion.sigma_data"),
+                                             ({"sigma_data": 0}, "diffusion.sigma_data"),
+                                             ({"temperature": 2}, "diffusion.temperature")])
+def test_the_diffusion_section_is_checked(tmp_path, diffusion, item):
+    folder, _ = make_checkpoint(tmp_path / "ckpt")
+    config = json.loads((folder / "config.json").read_text())
+    config["diffusion"].update(diffusion)
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match=item):
+        hub.load_checkpoint(folder)

@@ -9,7 +9,8 @@ config.json 'latent' with the VAE's reference. Captions are dropped to "" with
 probability --caption-dropout for classifier-free guidance. After training, the share of
 prompts the samples follow (zoo.data.shapes.judge) goes into the checkpoint.
 
---vae: a zoo entry name or Hub repo id for a release (a local folder works, but only here);
+--vae: a zoo entry name or Hub repo id (a local folder trains too, with --vae-name saying
+where that VAE is published: a checkpoint never names local paths);
 the DiT records the VAE's weights' SHA-256 and refuses to load with other weights.
 """
 import argparse
@@ -20,7 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, train  # noqa: E402
+from trainers.common import (Release, add_loop_args, command_line, image_grid, loop_config, public_path,  # noqa: E402
+                            train)
 from zoo.data import shapes  # noqa: E402
 from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, DiffusionConfig,  # noqa: E402
                            diffusion_loss)
@@ -28,7 +30,8 @@ from zoo.hub import CardInfo  # noqa: E402
 from zoo.nets.dit import DiT  # noqa: E402
 from zoo.nets.text_encoder import TextEncoder, vocab_ids  # noqa: E402
 from zoo.pixels import from_uint8  # noqa: E402
-from zoo.text2image import LatentSpace, TextToImagePipeline, load_latent_space, resolve_vae  # noqa: E402
+from zoo.text2image import (LatentSpace, TextToImagePipeline, check_latent, load_latent_space,  # noqa: E402
+                            resolve_vae)
 
 EVAL_SEED = 20_000  # captions of fresh shapes for the evaluation: another seed of the generator
 PREVIEW_PROMPTS = ["a red circle", "a blue square", "a green triangle", "a small yellow circle in the top left",
@@ -38,7 +41,9 @@ EVAL_GUIDANCE = (0.0, 1.0, 3.0)
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vae", default="shapes-vae", help="VAE: a checkpoint folder, zoo entry or Hub repo id")
+    ap.add_argument("--vae", default="shapes-vae", help="VAE to train on: a zoo entry, Hub repo id or checkpoint folder")
+    ap.add_argument("--vae-name", help="how the release names its VAE: a zoo entry or Hub repo id (default: --vae; "
+                                       "required when --vae is a folder, since a checkpoint never names local paths)")
     ap.add_argument("--num-images", type=int, default=20_000, help="size of the generated training set")
     ap.add_argument("--width", type=int, default=DiT.Config.width)
     ap.add_argument("--depth", type=int, default=DiT.Config.depth)
@@ -100,6 +105,18 @@ def evaluation(pipe_for, prompts: list):
     return evaluate
 
 
+def vae_name(args) -> str:
+    """The VAE reference the release records: a zoo entry or Hub repo id that others can
+    resolve (check_latent refuses anything else when the checkpoint is loaded)."""
+    if args.vae_name is None and Path(args.vae).is_dir():
+        raise ValueError(f"--vae {public_path(args.vae)} is a local folder: give --vae-name, the zoo entry or Hub repo "
+                         "id under which that VAE is published (push it with `python -m trainers.vae ... "
+                         "--push-to-hub USER/NAME`)")
+    name = args.vae_name or args.vae
+    check_latent({"vae": name}, "--vae-name")  # a zoo entry or a Hub repo id, as a loader will demand
+    return name
+
+
 def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, argv) -> Release:
     """What the release folder records: config with the latent space, card, evaluation."""
     from zoo.hub import weights_sha256
@@ -109,11 +126,11 @@ def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, a
                     tags=["dit", "latent-diffusion", "open_clip", "classifier-free-guidance", args.objective,
                           args.schedule],
                     description=(f"Latent DiT ({n_params / 1e6:.2f}M parameters, its open_clip text transformer "
-                                 f"included) on {latent_shape} latents of the VAE {args.vae}, {args.objective} "
+                                 f"included) on {latent_shape} latents of the VAE {vae_name(args)}, {args.objective} "
                                  f"objective, {args.schedule} schedule, captions dropped with probability "
                                  f"{args.caption_dropout}; from the diffusion model zoo."),
                     data=f"{args.num_images} generated captioned shapes images (zoo.data.shapes, seed {cfg.seed})")
-    latent = {"vae": args.vae, "vae_sha256": weights_sha256(resolve_vae(args.vae, allow_local=True)),
+    latent = {"vae": vae_name(args), "vae_sha256": weights_sha256(resolve_vae(args.vae, allow_local=True)),
               "scale": space.scale, "shift": space.shift}
     prompts = [c for _, c in shapes.sample_shapes(args.eval_samples, seed=EVAL_SEED)]
     return Release("dit", config, diffusion, card,
@@ -124,7 +141,8 @@ def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, a
 
 def main(argv=None):
     args = parse_args(argv)
-    cfg = loop_config(args)
+    vae_name(args)  # before any work: a release must name its VAE publicly
+    cfg = loop_config(args, may_change=("fp16_weights", "eval_samples", "vae_name"))
     config = net_config(args)
     data, captions = shapes.load_shapes(args.num_images, seed=cfg.seed)
     space, latents = prepare_latents(args.vae, data)

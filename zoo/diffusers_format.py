@@ -217,14 +217,45 @@ def rename_legacy_attention(state: dict, expected) -> dict:
     return renamed
 
 
+MAX_SAMPLE_SIZE = 1024  # google/ddpm-*-256 are 256; larger images would take hours on a CPU
+
+
+def _check_unet_sizes(config: dict, header, source) -> None:
+    """UNet2DModel sizes against the weights file before anything is built: no channel count
+    wider than its largest tensor, no more blocks or layers than it has tensors."""
+    from zoo.hub.validation import CheckpointError
+
+    widths = list(config.get("block_out_channels") or []) + [config.get("norm_num_groups") or 1]
+    counts = [len(config.get("block_out_channels") or []), config.get("layers_per_block") or 1]
+    size = config.get("sample_size") or 0
+    sizes = list(size) if isinstance(size, (list, tuple)) else [size]
+    for item, values, bound in (("block_out_channels / norm_num_groups", widths, header.largest_dim),
+                                ("blocks / layers_per_block", counts, len(header.tensors)),
+                                ("sample_size", sizes, MAX_SAMPLE_SIZE)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) and 0 < v <= bound for v in values):
+            raise CheckpointError(source, item, f"positive integers up to {bound}", repr(values)[:100])
+
+
 def build_unet(config: dict, weights: Path) -> nn.Module:
-    """diffusers' UNet2DModel from the config keys it accepts, weights from safetensors, strict."""
+    """diffusers' UNet2DModel from the config keys it accepts, weights from safetensors,
+    validated as this project's checkpoints are (zoo.hub.validation): sizes against the
+    file, names / shapes / dtypes against the model built on the meta device, finite values."""
     from diffusers import UNet2DModel
     from safetensors.torch import load_file
 
+    from zoo.hub.validation import Header, build_on_meta, check_finite, check_tensors, read_header
+
     accepted = set(inspect.signature(UNet2DModel.__init__).parameters) - {"self"}
-    unet = UNet2DModel.from_config({k: v for k, v in config.items() if k in accepted})
-    state = rename_legacy_attention(load_file(str(weights)), unet.state_dict().keys())
+    kwargs = {k: v for k, v in config.items() if k in accepted}
+    header, source = read_header(weights), Path(weights).parent / "config.json"
+    _check_unet_sizes(kwargs, header, source)
+    meta = build_on_meta(lambda: UNet2DModel.from_config(kwargs), source, "unet config")
+    expected = meta.state_dict().keys()
+    renamed = rename_legacy_attention(header.tensors, expected)
+    check_tensors(Header(header.path, renamed, header.metadata), meta)
+    state = {k: v.float() for k, v in rename_legacy_attention(load_file(str(weights)), expected).items()}
+    check_finite(state, weights)
+    unet = UNet2DModel.from_config(kwargs)
     unet.load_state_dict(state, strict=True)
     return unet.eval()
 

@@ -23,6 +23,7 @@ import torch
 from zoo.conditional import CountedNet, GuidedOutput, check_strength
 from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
 from zoo.diffusion.guidance import check_interval, classifier_free_guidance
+from zoo.gpu import place
 from zoo.hub.validation import CheckpointError
 from zoo.pixels import check_batch, from_uint8, to_uint8
 
@@ -97,7 +98,7 @@ class TextToImagePipeline:
     def context(self, prompts: list):
         """The text encoder's output for the prompts, computed once per sampling run."""
         with torch.no_grad():
-            return self.net.encode_text(self.net.text_encoder.tokenize(prompts), len(prompts))
+            return self.net.encode_text(self.net.text_encoder.tokenize(prompts).to(self.device), len(prompts))
 
     def decode(self, z: torch.Tensor) -> np.ndarray:
         """Normalised latents -> uint8 (n, H, W, C) images (the previews use it too)."""
@@ -108,6 +109,7 @@ class TextToImagePipeline:
                  **options) -> TextOutput:
         prompts = check_prompts(prompt, check_batch(n))
         guidance, interval = check_strength(guidance, "guidance", -1.0), check_interval(interval)
+        place(self.denoiser, self.latent.vae)  # inside the GPU call on ZeroGPU (zoo.gpu)
         cond = self.context(prompts)  # ValueError when a prompt has too many tokens
         with torch.no_grad():
             null = self.net.encode_text(None, n)  # the DiT's own null condition: the empty prompt
@@ -187,11 +189,11 @@ def check_latent(latent, source, allow_local: bool = False) -> dict:
 
 
 def load_vae(folder: Path, device: Optional[str] = None):
-    """Registry builder: a VAE checkpoint folder -> the VAE (eval mode; `card`: its eval)."""
-    from zoo.gpu import device as pick_device
+    """Registry builder: a VAE checkpoint folder -> the VAE (eval mode; `card`: its eval),
+    on the CPU until a sampling call places it."""
     from zoo.hub import load_checkpoint
 
-    vae, config = load_checkpoint(folder, device=device or pick_device())
+    vae, config = load_checkpoint(folder, device=device or "cpu")
     if config["arch"] != "vae":
         raise ValueError(f"{folder} holds a {config['arch']!r} checkpoint, not a VAE")
     vae.card = config.get("eval", {})
@@ -215,11 +217,10 @@ def load_latent_space(latent: dict, device, source="the 'latent' section", allow
 def load_pipeline(folder: Path, device: Optional[str] = None, allow_local_vae: bool = False) -> TextToImagePipeline:
     """Registry builder: a DiT checkpoint folder (+ the VAE its config names) -> pipeline.
     allow_local_vae: the config may name its VAE by a local folder (a model trained here,
-    on a VAE given by path; never for a downloaded one)."""
-    from zoo.gpu import device as pick_device
+    on a VAE given by path; never for a downloaded one). On the CPU until a call places it."""
     from zoo.hub import CONFIG_NAME, load_checkpoint
 
-    device = device or pick_device()
+    device = device or "cpu"
     net, config = load_checkpoint(folder, device=device)
     if config["arch"] != "dit" or "latent" not in config:
         raise ValueError(f"{folder} is not a text-to-image checkpoint (a 'dit' with a 'latent' section naming its VAE)")

@@ -29,6 +29,10 @@ from gradio_client import Client  # noqa: E402
 from servers.app_server import running_app  # noqa: E402
 
 CALLS = [
+    # not GPU-bound (cards, model lines): they load pipelines, and loading must not touch the GPU
+    ("/pixels_info", ("mnist",)),
+    ("/guidance_info", ("mnist-cond", "mnist-classifier")),
+    ("/t2i_info", ("shapes-t2i",)),
     ("/toy_train", ("moons", "eps", "vp-cosine", 100)),
     ("/toy_sample", ("bundled", "moons", "vp-cosine", "heun", 4, "logsnr", 0, 200, 0.0)),
     ("/toy_field", ("bundled", "moons", "vp-cosine", 0.5, "score")),

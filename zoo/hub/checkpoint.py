@@ -89,7 +89,25 @@ def load_config(folder) -> dict:
         if not isinstance(config[key], kind):
             raise CheckpointError(path, f"section {key!r}", f"a JSON {'string' if kind is str else 'object'}",
                                   type(config[key]).__name__)
+    _check_diffusion(config["diffusion"], path)
     return config
+
+
+def _check_diffusion(section: dict, path: Path) -> None:
+    """The 'diffusion' section names a schedule and a parameterisation the zoo has, and a
+    finite positive sigma_data: anything else would surface later as an internal error."""
+    from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig
+
+    fields = {f.name for f in dataclasses.fields(DiffusionConfig)}
+    unknown = sorted(set(section) - fields)
+    if unknown:
+        raise CheckpointError(path, f"diffusion.{unknown[0]}", f"only the fields {sorted(fields)}", "an unknown field")
+    for key, allowed in (("schedule", SCHEDULES), ("parameterisation", PARAMETERISATIONS), ("t_sampling", T_SAMPLINGS)):
+        if key in section and section[key] not in allowed:
+            raise CheckpointError(path, f"diffusion.{key}", f"one of {sorted(allowed)}", repr(section[key])[:80])
+    sigma = section.get("sigma_data", 1.0)
+    if isinstance(sigma, bool) or not isinstance(sigma, (int, float)) or not 0 < sigma < 1e6:
+        raise CheckpointError(path, "diffusion.sigma_data", "a finite number > 0", repr(sigma)[:80])
 
 
 def load_weights(path, expected_module: torch.nn.Module | None = None) -> dict:
