@@ -1,15 +1,30 @@
-"""Are the bundled MNIST model's samples recognisable digits of all ten classes?
+"""Are the bundled MNIST models' samples recognisable, varied, balanced digits that are not
+copies of the training set? Measured per solver and step count.
 
-    python bench/digit_quality.py                    # writes bench/out/digit_quality.md
-    python bench/digit_quality.py --update-card      # also records the numbers in weights/mnist
+    python bench/digit_quality.py                    # mnist and mnist-cond: bench/out/digit_quality.md
+    python bench/digit_quality.py --update-card      # also records the numbers in weights/mnist(-cond)
+    python bench/digit_quality.py --model runs/pixels-mnist-offline/release --solvers dpmpp_2m:20 \\
+        --no-vlb --report pilot                      # a training run's release (a pilot)
 
-1. Trains a digit classifier (zoo.nets.classifier at t = 0) on the 4,500 training digits of
-   the offline MNIST source and measures its accuracy on the 500 held-out test digits.
-2. Samples N digits from `zoo.load("mnist")` with several solvers and reports the share
-   classified with confidence > 0.9 and the class histogram (a model that draws only some
-   digits, or blobs, fails both).
-3. The variational bound in bits/dim of the model on the 500 real test digits (Ho et al.
-   2020, discrete pixels: bin width 2/255 on [-1, 1]).
+1. A digit classifier (zoo.nets.classifier at t = 0) is trained on the 4,500 training digits
+   of the offline MNIST source; its accuracy on the 500 held-out test digits, and the share
+   of them it classifies with confidence > 0.9, are what a perfect generator would score.
+2. N samples per solver and step count (the unconditional model; the class-conditional one
+   at w = 0, N / 10 per class, no guidance): the share classified with confidence > 0.9,
+   the share of samples in each class (by the classifier's argmax; real data: 10% each),
+   and for the conditional model the share that is the requested class.
+3. Frechet distance (Heusel et al. 2017, FID's formula) between the samples and the 500
+   test digits in the classifier's penultimate features; its reference is the same
+   distance between 500 training digits and the test digits (mean over the 9 disjoint
+   500-digit subsets of the training set), so a ratio of 1 is "as close as real data".
+4. Memorisation (Carlini et al. 2023, Extracting Training Data from Diffusion Models): each
+   sample's L2 distance to its nearest training digit, against the same distance for the
+   real test digits, which the model never saw. A model that copies training digits has a
+   lower tail than real data: the 1st percentile of the samples' distances and the share of
+   samples closer than the test digits' 1st percentile (about 1% for a model that does not
+   copy) are reported.
+5. The variational bound in bits/dim on the 500 test digits (Ho et al. 2020, discrete
+   pixels: bin width 2/255 on [-1, 1]).
 """
 import argparse
 import sys
@@ -23,14 +38,16 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import zoo  # noqa: E402
 from report import write_report  # noqa: E402
 from zoo.data.images import load_images  # noqa: E402
 from zoo.diffusion.likelihood import bits_per_dim, vlb_nats  # noqa: E402
 from zoo.nets.classifier import Classifier  # noqa: E402
 from zoo.pixels import from_uint8  # noqa: E402
 
-SOLVERS = (("dpmpp_2m", 20), ("heun", 20), ("ddim", 50), ("ddpm", 100))
+SOLVERS = (("dpmpp_2m", 10), ("dpmpp_2m", 20), ("heun", 10), ("heun", 20), ("ddim", 20), ("ddim", 50),
+           ("ddpm", 100), ("ddpm", 250))
+HEADLINE = ("dpmpp_2m", 20)  # the tabs' default sampler: the model card's headline numbers
+CONFIDENT = 0.9
 
 
 def train_classifier(steps: int = 1500, batch: int = 64, seed: int = 0) -> Classifier:
@@ -49,83 +66,271 @@ def train_classifier(steps: int = 1500, batch: int = 64, seed: int = 0) -> Class
 
 
 @torch.no_grad()
+def judge(net: Classifier, x: torch.Tensor) -> dict:
+    """Confidence, argmax label and penultimate features (the head's input, read by a hook)
+    of images x in [-1, 1], (n, 1, 28, 28)."""
+    seen = {}
+    hook = net.head.register_forward_hook(lambda module, inputs, output: seen.update(features=inputs[0]))
+    try:
+        probs = F.softmax(net(x), dim=1)
+    finally:
+        hook.remove()
+    return {"confidence": probs.max(1).values, "label": probs.argmax(1), "features": seen["features"].double()}
+
+
 def classify(net, images_uint8) -> tuple:
-    x = from_uint8(images_uint8)
-    probs = F.softmax(net(x), dim=1)
-    return probs.max(1).values, probs.argmax(1)
+    """(confidence, label) of uint8 images (n, H, W, C)."""
+    out = judge(net, from_uint8(images_uint8))
+    return out["confidence"], out["label"]
 
 
-def sample_digits(pipe, n: int, solver: str, steps: int, chunk: int = 50):
-    images, seconds = [], 0.0
+def frechet_distance(a: torch.Tensor, b: torch.Tensor) -> float:
+    """|mu_a - mu_b|^2 + tr(C_a + C_b - 2 (C_a C_b)^(1/2)) between the Gaussians fitted to
+    two feature sets (rows are samples). tr (C_a C_b)^(1/2) is computed as the trace of the
+    square root of the symmetric PSD matrix C_a^(1/2) C_b C_a^(1/2), which has the same
+    eigenvalues, so only symmetric eigendecompositions are needed."""
+    a, b = a.double(), b.double()
+    ca, cb = torch.cov(a.T), torch.cov(b.T)
+    w, v = torch.linalg.eigh(ca)
+    root_a = (v * w.clamp(min=0).sqrt()) @ v.T
+    cross = torch.linalg.eigvalsh(root_a @ cb @ root_a).clamp(min=0).sqrt().sum()
+    return float((a.mean(0) - b.mean(0)).pow(2).sum() + ca.trace() + cb.trace() - 2 * cross)
+
+
+def frechet_reference(train_features: torch.Tensor, test_features: torch.Tensor) -> float:
+    """Mean Frechet distance from disjoint random training subsets of the test set's size to
+    the test set: what real data scores at the samples' set size (FD is biased upwards at
+    small n). Random, because the training digits are stored sorted by class."""
+    n = len(test_features)
+    shuffled = train_features[torch.randperm(len(train_features), generator=torch.Generator().manual_seed(0))]
+    chunks = [shuffled[i:i + n] for i in range(0, len(shuffled) - n + 1, n)]
+    return float(np.mean([frechet_distance(c, test_features) for c in chunks]))
+
+
+def nearest_distances(x: torch.Tensor, train: torch.Tensor, chunk: int = 500) -> torch.Tensor:
+    """Each row's L2 distance to its nearest training image, as RMS per pixel (images in [-1, 1])."""
+    flat = train.flatten(1).double()
+    out = [torch.cdist(x[i:i + chunk].flatten(1).double(), flat).min(1).values for i in range(0, len(x), chunk)]
+    return torch.cat(out) / flat.shape[1] ** 0.5
+
+
+def memorisation(sample_nn: torch.Tensor, real_nn: torch.Tensor) -> dict:
+    """Carlini et al.'s comparison: the samples' nearest-training-digit distances against
+    those of real unseen digits, at the lower tail (1st percentile)."""
+    real_p1 = float(torch.quantile(real_nn, 0.01))
+    return {"nn_p1": float(torch.quantile(sample_nn, 0.01)), "nn_p1_real": real_p1,
+            "nn_median": float(sample_nn.median()), "closer_than_real_p1": float((sample_nn < real_p1).double().mean())}
+
+
+class Reference:
+    """The real digits every model is measured against, and the judge."""
+
+    def __init__(self):
+        self.clf = train_classifier()
+        train, test = load_images("mnist-offline", "train"), load_images("mnist-offline", "test")
+        self.train_x, self.test_x = from_uint8(train.images.permute(0, 2, 3, 1)), from_uint8(test.images.permute(0, 2, 3, 1))
+        real = judge(self.clf, self.test_x)
+        self.test_features, self.test_labels = real["features"], test.labels
+        self.accuracy = float((real["label"] == test.labels).double().mean())
+        self.real_confident = float((real["confidence"] > CONFIDENT).double().mean())
+        self.fd_reference = frechet_reference(judge(self.clf, self.train_x)["features"], self.test_features)
+        self.real_nn = nearest_distances(self.test_x, self.train_x)
+
+    def summary(self) -> dict:
+        return {"classifier_test_accuracy": self.accuracy, "real_confident": self.real_confident,
+                "frechet_reference": self.fd_reference, **memorisation(self.real_nn, self.real_nn)}
+
+    def measure(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        """Every number of one set of samples x in [-1, 1]; `labels`: the requested classes."""
+        out = judge(self.clf, x)
+        shares = torch.bincount(out["label"], minlength=10).double() / len(x)
+        row = {"confident": float((out["confidence"] > CONFIDENT).double().mean()), "class_shares": shares.tolist(),
+               "class_share_min": float(shares.min()), "class_share_max": float(shares.max()),
+               "frechet_distance": frechet_distance(out["features"], self.test_features),
+               **memorisation(nearest_distances(x, self.train_x), self.real_nn)}
+        row["frechet_ratio"] = row["frechet_distance"] / self.fd_reference
+        if labels is not None:
+            row["on_class"] = float((out["label"] == labels).double().mean())
+        return row
+
+
+def load_model(spec: str):
+    """A bundled entry's name (weights/NAME) or a checkpoint folder -> (folder, GuidedPipeline);
+    the pipeline's num_classes says whether it is class-conditional."""
+    from zoo.conditional import load_pipeline
+
+    folder = ROOT / "weights" / spec if "/" not in spec and (ROOT / "weights" / spec).is_dir() else Path(spec)
+    return folder, load_pipeline(folder)
+
+
+def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50) -> dict:
+    """n samples as the app makes them (uint8, read back to [-1, 1]); sample i has seed i.
+    A class-conditional model draws class i % 10 for sample i, with no guidance (w = 0)."""
+    images, seconds, nfe = [], 0.0, 0
+    labels = torch.arange(n) % 10 if pipe.num_classes else None
     for start in range(0, n, chunk):
-        out = pipe(n=min(chunk, n - start), steps=steps, solver=solver, seed=start)
+        k = min(chunk, n - start)
+        if labels is None:
+            out = pipe.base(n=k, steps=steps, solver=solver, seed=start)
+        else:
+            out = pipe(labels[start:start + k].tolist(), steps=steps, solver=solver, seed=start, guidance=0.0)
         images.append(out.images)
-        seconds += out.seconds
-    return torch.from_numpy(np.concatenate(images)), seconds
+        seconds, nfe = seconds + out.seconds, out.nfe
+    return {"x": from_uint8(np.concatenate(images)), "labels": labels, "seconds": seconds, "nfe": nfe}
 
 
-def test_vlb(pipe, n_terms: int = 200) -> float:
-    test = load_images("mnist-offline", "test")
-    x0 = test.images.float() / 127.5 - 1
-    nats = vlb_nats(pipe.denoiser, x0, pipe.schedule, steps=1000, n_terms=n_terms, seed=0)
-    return float(bits_per_dim(nats, x0[0].numel(), bin_width=2 / 255).mean())
+def test_vlb(pipe, test_x: torch.Tensor, n_terms: int = 200) -> float:
+    """Variational bound (bits/dim) of the model on the test digits (a conditional model: its null class)."""
+    nats = vlb_nats(pipe.base.denoiser, test_x, pipe.schedule, steps=1000, n_terms=n_terms, seed=0)
+    return float(bits_per_dim(nats, test_x[0].numel(), bin_width=2 / 255).mean())
 
 
-def run(n: int):
-    start = time.perf_counter()
-    clf = train_classifier()
-    test = load_images("mnist-offline", "test")
-    real_conf, pred = classify(clf, test.images.permute(0, 2, 3, 1))
-    accuracy = float((pred == test.labels).float().mean())
-    real_confident = float((real_conf > 0.9).float().mean())  # what a perfect generator would score
-    pipe = zoo.load("mnist")
+def measure_model(ref: Reference, spec: str, n: int, solvers, vlb: bool) -> dict:
+    folder, pipe = load_model(spec)
     rows = []
-    for solver, steps in SOLVERS:
-        images, seconds = sample_digits(pipe, n, solver, steps)
-        conf, label = classify(clf, images)
-        hist = torch.bincount(label[conf > 0.9], minlength=10).tolist()
-        rows.append({"solver": solver, "steps": steps, "confident": float((conf > 0.9).float().mean()),
-                     "histogram": hist, "seconds": round(seconds, 1)})
-    result = {"classifier_test_accuracy": accuracy, "real_confident": real_confident, "samples": n, "solvers": rows,
-              "vlb_bits_per_dim_test": test_vlb(pipe), "bench_seconds": round(time.perf_counter() - start, 1)}
+    for solver, steps in solvers:
+        s = draw(pipe, n, solver, steps)
+        rows.append({"solver": solver, "steps": steps, "nfe": s["nfe"], "seconds": round(s["seconds"], 1),
+                     **ref.measure(s["x"], s["labels"])})
+        print(f"{spec} {solver} {steps}: {rows[-1]['confident']:.1%} confident, FD x{rows[-1]['frechet_ratio']:.2f}",
+              flush=True)
+    return {"model": spec, "folder": str(folder), "conditional": bool(pipe.num_classes), "rows": rows,
+            "vlb_bits_per_dim_test": test_vlb(pipe, ref.test_x) if vlb else None}
+
+
+def run(models, solvers, n: int, vlb: bool = True) -> dict:
+    start = time.perf_counter()
+    ref = Reference()
+    result = {"samples": n, "reference": ref.summary(), "models": [measure_model(ref, m, n, solvers, vlb)
+                                                                   for m in models]}
+    result["bench_seconds"] = round(time.perf_counter() - start, 1)
     return result
 
 
+def pct(v: float) -> str:
+    return f"{v:.1%}"
+
+
+def model_table(m: dict, n: int) -> list:
+    cond = m["conditional"]
+    kind = f"class-conditional, w = 0 (no guidance), {n // 10} per class" if cond else "unconditional"
+    lines = [f"`{m['model']}` ({kind}), {n} samples per row:", "",
+             "| solver | steps | NFE | confident" + (" | requested class" if cond else "")
+             + " | samples per class 0-9 (%) | Frechet distance (x reference) | nearest-training 1st pct"
+               " | closer than real 1st pct | seconds |",
+             "|---|---|---|---|" + ("---|" if cond else "") + "---|---|---|---|---|"]
+    for r in m["rows"]:
+        classes = " / ".join(f"{100 * s:.0f}" for s in r["class_shares"])
+        lines.append(f"| {r['solver']} | {r['steps']} | {r['nfe']} | {pct(r['confident'])}"
+                     + (f" | {pct(r['on_class'])}" if cond else "")
+                     + f" | {classes} | {r['frechet_distance']:.2f} (x{r['frechet_ratio']:.2f}) | {r['nn_p1']:.3f}"
+                       f" | {pct(r['closer_than_real_p1'])} | {r['seconds']} |")
+    if m["vlb_bits_per_dim_test"] is not None:
+        lines += ["", f"Variational bound on the 500 real test digits: **{m['vlb_bits_per_dim_test']:.3f} bits/dim** "
+                      "(1000-step discretisation, 200 sampled terms)."]
+    return lines + [""]
+
+
 def markdown(r: dict) -> str:
-    lines = [f"Digit classifier (trained on 4,500 real digits): **{r['classifier_test_accuracy']:.1%}** accuracy on the "
-             f"500 held-out test digits, {r['real_confident']:.1%} of which it classifies with confidence > 0.9 "
-             f"(the score of a perfect generator). {r['samples']} samples per solver from the bundled `mnist` model.", "",
-             "| solver | steps | share with confidence > 0.9 | confident samples per class 0-9 | seconds |",
-             "|---|---|---|---|---|"]
-    for row in r["solvers"]:
-        lines.append(f"| {row['solver']} | {row['steps']} | {row['confident']:.1%} | "
-                     f"{' / '.join(map(str, row['histogram']))} | {row['seconds']} |")
-    lines += ["", f"Variational bound on the 500 real test digits: **{r['vlb_bits_per_dim_test']:.3f} bits/dim** "
-                  "(1000-step discretisation, 200 sampled terms)."]
-    return "\n".join(lines) + "\n"
+    ref = r["reference"]
+    lines = [f"Digit classifier (trained on 4,500 real digits): **{ref['classifier_test_accuracy']:.1%}** accuracy on "
+             f"the 500 held-out test digits, {ref['real_confident']:.1%} of which it classifies with confidence > "
+             f"{CONFIDENT} (the score of a perfect generator). Frechet distance in its features to the test digits: "
+             f"**{ref['frechet_reference']:.2f}** for 500 real training digits (the reference). Nearest training "
+             f"digit of the real test digits: 1st percentile **{ref['nn_p1']:.3f}** (RMS pixel distance on [-1, 1]); "
+             "a model that copies training digits puts more than 1% of its samples below it.", ""]
+    for m in r["models"]:
+        lines += model_table(m, r["samples"])
+    return "\n".join(lines)
 
 
-def update_card(folder: Path, r: dict, text: str) -> None:
-    """Record the numbers in config.json ('eval') and the model card."""
+def headline(m: dict) -> dict:
+    return next(r for r in m["rows"] if (r["solver"], r["steps"]) == HEADLINE)
+
+
+def eval_numbers(m: dict, ref: dict) -> dict:
+    """config.json 'eval' keys. The unconditional model's are read by the Unconditional tab
+    (confident_digits, confident_solver, vlb_bits_per_dim_test); the conditional model's
+    carry an `unguided_` prefix beside bench/guidance.py's guided numbers."""
+    h, prefix = headline(m), "unguided_" if m["conditional"] else ""
+    numbers = {f"{prefix}confident_digits": round(h["confident"], 4),
+               f"{prefix}confident_solver": f"{HEADLINE[0]}, {HEADLINE[1]} steps",
+               f"{prefix}class_share_min": round(h["class_share_min"], 4),
+               f"{prefix}class_share_max": round(h["class_share_max"], 4),
+               f"{prefix}frechet_distance": round(h["frechet_distance"], 3),
+               f"{prefix}nn_p1": round(h["nn_p1"], 4), f"{prefix}closer_than_real_p1": round(h["closer_than_real_p1"], 4),
+               f"{prefix}confident_by_solver": {f"{r['solver']} {r['steps']}": round(r["confident"], 4)
+                                                for r in m["rows"]},
+               "frechet_reference": round(ref["frechet_reference"], 3), "nn_p1_real": round(ref["nn_p1"], 4),
+               "real_confident": round(ref["real_confident"], 4),
+               "classifier_test_accuracy": round(ref["classifier_test_accuracy"], 4)}
+    if m["conditional"]:
+        numbers["unguided_on_class"] = round(h["on_class"], 4)
+    if m["vlb_bits_per_dim_test"] is not None:
+        numbers["vlb_bits_per_dim_test"] = round(m["vlb_bits_per_dim_test"], 4)
+    return numbers
+
+
+SECTION = "\n### Unguided quality (bench/digit_quality.py)\n\n"
+
+
+def merged_card_text(folder: Path, text: str) -> tuple:
+    """(source, text) for record_evaluation that keeps another bench's evaluation section
+    (bench/guidance.py on mnist-cond) and puts this one after it, replacing an earlier copy."""
+    card = (folder / "README.md").read_text()
+    if "\n## Evaluation (" not in card:
+        return "bench/digit_quality.py", text
+    header, _, body = card.split("\n## Evaluation (", 1)[1].partition("\n\n")
+    source = header.rstrip(")").replace("; bench/digit_quality.py", "")
+    if source == "bench/digit_quality.py":
+        return source, text
+    return f"{source}; bench/digit_quality.py", body.split(SECTION)[0].rstrip() + "\n" + SECTION + text
+
+
+def update_card(m: dict, r: dict) -> None:
+    """Record one bundled model's numbers in its config.json ('eval') and model card."""
+    import json
+
     from zoo.hub import record_evaluation
 
-    best = max(r["solvers"], key=lambda row: row["confident"])
-    record_evaluation(folder, {"vlb_bits_per_dim_test": round(r["vlb_bits_per_dim_test"], 4),
-                               "confident_digits": round(best["confident"], 4), "confident_solver": best["solver"],
-                               "classifier_test_accuracy": round(r["classifier_test_accuracy"], 4)},
-                      text, "bench/digit_quality.py")
+    folder = Path(m["folder"])
+    text = markdown({**r, "models": [m]})
+    numbers = eval_numbers(m, r["reference"])
+    if m["conditional"]:  # keep bench/guidance.py's numbers beside these
+        numbers = {**json.loads((folder / "config.json").read_text()).get("eval", {}), **numbers}
+        source, text = merged_card_text(folder, text)
+    else:
+        source = "bench/digit_quality.py"
+    record_evaluation(folder, numbers, text, source)
+
+
+def parse_solvers(text: str) -> tuple:
+    """'dpmpp_2m:20,ddpm:250' -> (('dpmpp_2m', 20), ('ddpm', 250))."""
+    pairs = [item.split(":") for item in text.split(",") if item]
+    return tuple((name, int(steps)) for name, steps in pairs)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=500)
-    ap.add_argument("--update-card", action="store_true", help="write the numbers into weights/mnist")
+    ap.add_argument("--model", action="append", help="bundled name or checkpoint folder (repeatable; default "
+                                                     "mnist and mnist-cond)")
+    ap.add_argument("--solvers", type=parse_solvers, default=SOLVERS, help="e.g. dpmpp_2m:20,ddpm:250")
+    ap.add_argument("--no-vlb", action="store_true", help="skip the variational bound")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    ap.add_argument("--report", default="digit_quality", help="bench/out/REPORT.md and .json")
+    ap.add_argument("--update-card", action="store_true", help="write the numbers into the bundled weights' folders")
     args = ap.parse_args()
-    r = run(args.n)
-    text = markdown(r)
-    write_report("digit_quality", r, text)
+    torch.set_num_threads(args.threads)
+    models = args.model or ["mnist", "mnist-cond"]
+    if args.update_card and (HEADLINE not in args.solvers or args.n != 500):
+        ap.error(f"--update-card needs the headline setting {HEADLINE} and --n 500")
+    r = run(models, args.solvers, args.n, vlb=not args.no_vlb)
+    write_report(args.report, r, markdown(r))
     if args.update_card:
-        update_card(ROOT / "weights" / "mnist", r, text)
+        for m in r["models"]:
+            if Path(m["folder"]).resolve().parent == (ROOT / "weights").resolve():
+                update_card(m, r)
 
 
 if __name__ == "__main__":

@@ -129,3 +129,29 @@ def test_stream_sampling_reraises_errors():
     with pytest.raises(ValueError, match="steps"):
         list(stream_sampling(run))
     assert issubclass(Cancelled, Exception)
+
+
+def test_pixels_trainer_edm_objective_records_sigma_data(tmp_path):
+    """--objective edm trains with EDM's preconditioning at sigma_data 0.5 (the default for
+    [-1, 1] images), and the release samples with the same sigma_data."""
+    import json
+
+    from trainers.pixels import diffusion_config, main, parse_args
+    from zoo.pixels import load_pipeline
+
+    assert diffusion_config(parse_args(["--objective", "edm"])).sigma_data == 0.5
+    assert diffusion_config(parse_args([])).sigma_data == 1.0  # the other objectives keep their scale
+    assert diffusion_config(parse_args(["--objective", "v", "--sigma-data", "0.6"])).sigma_data == 0.6
+    with pytest.raises(ValueError, match="sigma-data must be positive"):
+        diffusion_config(parse_args(["--sigma-data", "0"]))
+    release = tmp_path / "release"
+    result = main(["--objective", "edm", "--t-sampling", "edm-lognormal", "--base-channels", "8", "--steps", "2",
+                   "--batch-size", "4", "--warmup", "1", "--out", str(tmp_path / "run"), "--release", str(release)])
+    assert np.isfinite(result.final_loss)
+    diffusion = json.loads((release / "config.json").read_text())["diffusion"]
+    assert diffusion == {"parameterisation": "edm", "schedule": "vp-cosine", "sigma_data": 0.5,
+                         "t_sampling": "edm-lognormal"}
+    assert "EDM preconditioning, sigma_data 0.5" in (release / "README.md").read_text()
+    pipe = load_pipeline(release, device="cpu")
+    assert pipe.denoiser.parameterisation == "edm" and pipe.denoiser.sigma_data == 0.5
+    assert pipe(n=2, steps=2, solver="dpmpp_2m", seed=0).images.shape == (2, 28, 28, 1)

@@ -39,7 +39,12 @@ def parse_args(argv=None):
                     help="comma-separated feature-map sizes with self-attention, e.g. '7' or ''")
     ap.add_argument("--objective", choices=PARAMETERISATIONS, default="v")
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="vp-cosine")
-    ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform")
+    ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform",
+                    help="training times: uniform in t, logit-normal, or edm-lognormal (EDM's ln(sigma/alpha) ~ "
+                         "N(-1.2, 1.2^2))")
+    ap.add_argument("--sigma-data", type=float,
+                    help="data scale of the input (and, for --objective edm, output) preconditioning; default 0.5 "
+                         "with --objective edm (EDM's value for [-1, 1] images), else 1.0")
     ap.add_argument("--class-conditional", action="store_true",
                     help="condition on the data's labels (one embedding per class plus a null class)")
     ap.add_argument("--label-dropout", type=float,
@@ -69,6 +74,15 @@ def net_config(args, data) -> UNet.Config:
         raise ValueError(f"preset {args.preset} is for {config.in_channels}x{config.image_size}x{config.image_size} "
                          f"images, the data are {'x'.join(map(str, data_shape))}")
     return config
+
+
+def diffusion_config(args) -> DiffusionConfig:
+    """Schedule, objective, training times and sigma_data of the run (saved in config.json)."""
+    sigma_data = args.sigma_data if args.sigma_data is not None else (0.5 if args.objective == "edm" else 1.0)
+    if not sigma_data > 0:
+        raise ValueError(f"--sigma-data must be positive, got {sigma_data}")
+    return DiffusionConfig(schedule=args.schedule, parameterisation=args.objective, t_sampling=args.t_sampling,
+                           sigma_data=sigma_data)
 
 
 def samples_grid(diffusion: DiffusionConfig, shape: tuple, num_classes: int = 0):
@@ -102,7 +116,10 @@ def card_for(args, data, config: UNet.Config) -> CardInfo:
         title=f"DDPM UNet on {dataset}", pipeline_tag=None if config.num_classes else "unconditional-image-generation",
         tags=["unet", args.objective, args.schedule, *tags], datasets=[repo] if repo else [],
         description=(f"{kind} {n_params / 1e6:.2f}M parameters, preset {args.preset}) with the "
-                     f"{args.objective} objective on the {args.schedule} schedule, from the diffusion model zoo."),
+                     f"{args.objective} objective on the {args.schedule} schedule"
+                     + (f" (EDM preconditioning, sigma_data {diffusion_config(args).sigma_data:g})"
+                        if args.objective == "edm" else "")
+                     + ", from the diffusion model zoo."),
         data=f"{dataset}: {len(data)} images of shape {'x'.join(map(str, data.shape))}, scaled to [-1, 1]"
              + (", random horizontal flips" if data.flip else ""))
 
@@ -114,7 +131,7 @@ def main(argv=None):
     cfg = loop_config(args, may_change=("fp16_weights",))  # the release's storage, not what is trained
     data = load_images(args.dataset, "train")
     config = net_config(args, data)
-    diffusion = DiffusionConfig(schedule=args.schedule, parameterisation=args.objective, t_sampling=args.t_sampling)
+    diffusion = diffusion_config(args)
     release = Release("unet", config, diffusion, card_for(args, data, config),
                       extra={"data": {"dataset": public_path(args.dataset, cfg.out), "size": len(data),
                                       "shape": list(data.shape)}},
@@ -125,8 +142,8 @@ def main(argv=None):
 
     def loss_fn(net, batch):
         x0, cond = (batch[0], {"y": batch[1]}) if labelled else (batch, {})
-        return diffusion_loss(Denoiser(net, diffusion.schedule, diffusion.parameterisation), x0, diffusion.t_sampling,
-                              **cond)
+        d = Denoiser(net, diffusion.schedule, diffusion.parameterisation, diffusion.sigma_data)  # as sampling sees it
+        return diffusion_loss(d, x0, diffusion.t_sampling, **cond)
 
     torch.manual_seed(cfg.seed)
     result = train(UNet(config), loss_fn, lambda step, g: data.batch(cfg.batch_size, g, with_labels=labelled), cfg,

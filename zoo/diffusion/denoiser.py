@@ -2,8 +2,10 @@
 
 The network sees a unit-variance input: x_t * c_in with
 c_in = 1 / sqrt(alpha^2 sigma_data^2 + sigma^2), the input preconditioning of EDM
-(Karras et al. 2022, Table 1), which matters for VE where sigma reaches 50. Training
-(`diffusion_loss`) and sampling both go through this wrapper, so they agree.
+(Karras et al. 2022, Table 1), which matters for VE where sigma reaches 50. With the `edm`
+parameterisation the output is preconditioned too (x0_hat = c_skip x_t + c_out F, with
+sigma_data in c_skip and c_out: zoo.diffusion.params). Training (`diffusion_loss`) and
+sampling both go through this wrapper, so they agree.
 
 `clip_x0` clamps x0_hat to [-clip, clip]: the "clipped" DDPM sampler of Ho et al.'s code
 and diffusers' `clip_sample` / `clip_sample_range`. Those schedulers clip x0_hat and then
@@ -50,7 +52,7 @@ class Denoiser(nn.Module):
     def raw(self, x: torch.Tensor, t, **cond):
         """The network's own prediction and the coefficients at t."""
         t = broadcast_t(t, x)
-        c = Coeffs.at(self.schedule, t, x, derivatives=self.parameterisation == "flow")
+        c = Coeffs.at(self.schedule, t, x, derivatives=self.parameterisation == "flow", sigma_data=self.sigma_data)
         c_in = torch.rsqrt(c.alpha**2 * self.sigma_data**2 + c.sigma**2)
         return self.net(x * c_in, t, **cond), c
 

@@ -8,12 +8,19 @@ import torch
 
 from zoo.diffusion.params import loss_weight, target
 
-T_SAMPLINGS = ("uniform", "logit-normal")
+T_SAMPLINGS = ("uniform", "logit-normal", "edm-lognormal")
+# EDM's training noise levels (Karras et al. 2022, Table 1): ln(sigma / alpha) ~ N(P_mean, P_std^2)
+EDM_P_MEAN, EDM_P_STD = -1.2, 1.2
 
 
 def sample_t(n: int, schedule, how: str = "uniform", generator=None, device=None) -> torch.Tensor:
-    """Training times in [t_min, t_max]: uniform (DDPM), or logit-normal(0, 1)
-    (Esser et al. 2024, SD3), which concentrates on the middle of the path."""
+    """Training times in [t_min, t_max]: uniform (DDPM), logit-normal(0, 1) (Esser et al.
+    2024, SD3), which concentrates on the middle of the path, or edm-lognormal: EDM's
+    ln s ~ N(-1.2, 1.2^2) for s = sigma / alpha, i.e. log-SNR = -2 ln s ~ N(2.4, 2.4^2),
+    mapped to t by the schedule's inverse (any schedule; clamped to [t_min, t_max])."""
+    if how == "edm-lognormal":
+        ln_s = EDM_P_MEAN + EDM_P_STD * torch.randn(n, generator=generator, device=device, dtype=torch.float64)
+        return schedule.t_of_log_snr(-2 * ln_s).clamp(schedule.t_min, schedule.t_max)
     if how == "uniform":
         u = torch.rand(n, generator=generator, device=device, dtype=torch.float64)
     elif how == "logit-normal":

@@ -8,25 +8,43 @@ With x_t = alpha x0 + sigma eps (alpha', sigma' the time derivatives):
   flow  : the conditional velocity dx_t/dt = alpha' x0 + sigma' eps (Lipman et al. 2022;
           eps - x0 under the flow schedule, rectified flow)
   score : grad log p_t(x_t | x0) = -eps / sigma         (Song & Ermon 2019)
+  edm   : the preconditioned output F of EDM (Karras et al. 2022, Sec. 5 and Table 1),
+          x0_hat = c_skip x_t + c_out F, in this continuous-time form (see `edm_coeffs`)
+
+EDM in terms of alpha and sigma. EDM writes x~ = x0 + s n with s = sigma / alpha, so
+x~ = x_t / alpha, and D(x~; s) = c_skip(s) x~ + c_out(s) F(c_in(s) x~, c_noise(s)) with
+c_skip = sd^2 / (s^2 + sd^2), c_out = s sd / sqrt(s^2 + sd^2), c_in = 1 / sqrt(s^2 + sd^2)
+(sd = sigma_data). Substituting s = sigma / alpha and x~ = x_t / alpha, with
+r = sqrt(alpha^2 sd^2 + sigma^2):
+  x0_hat = (alpha sd^2 / r^2) x_t + (sigma sd / r) F,    net input x_t / r,
+  target F* = (x0 - c_skip x_t) / c_out = (sigma x0 - alpha sd^2 eps) / (sd r),
+and EDM's loss weight lambda(s) = (s^2 + sd^2) / (s sd)^2 = 1 / c_out^2 on |D - x0|^2 is
+weight 1 on |F - F*|^2 (its point: unit-variance target and unit weight at every noise
+level). The net input x_t / r is the Denoiser's c_in, shared by every parameterisation.
+On a VP schedule with sd = 1, r = 1 and F* = sigma x0 - alpha eps = -v: the v objective
+is EDM's preconditioning with sigma_data = 1.
 """
 from dataclasses import dataclass
 
 import torch
 
-PARAMETERISATIONS = ("eps", "x0", "v", "flow", "score")
+PARAMETERISATIONS = ("eps", "x0", "v", "flow", "score", "edm")
 
 
 @dataclass
 class Coeffs:
-    """alpha, sigma and their t-derivatives, shaped to broadcast against x."""
+    """alpha, sigma and their t-derivatives, shaped to broadcast against x, and the data
+    scale sigma_data (only the edm parameterisation reads it)."""
 
     alpha: torch.Tensor
     sigma: torch.Tensor
     d_alpha: torch.Tensor
     d_sigma: torch.Tensor
+    sigma_data: float = 1.0
 
     @classmethod
-    def at(cls, schedule, t: torch.Tensor, like: torch.Tensor, derivatives: bool = True) -> "Coeffs":
+    def at(cls, schedule, t: torch.Tensor, like: torch.Tensor, derivatives: bool = True,
+           sigma_data: float = 1.0) -> "Coeffs":
         """Coefficients at times t (batch,). Derivatives (autograd) only when asked:
         only the flow parameterisation needs them."""
         t64 = t.to(torch.float64)
@@ -34,7 +52,15 @@ class Coeffs:
         d_alpha, d_sigma = schedule.derivatives(t64) if derivatives else (alpha * 0, sigma * 0)
         shape = (-1,) + (1,) * (like.dim() - 1)
         cast = lambda v: v.to(like.dtype).reshape(shape)  # noqa: E731
-        return cls(cast(alpha), cast(sigma), cast(d_alpha), cast(d_sigma))
+        return cls(cast(alpha), cast(sigma), cast(d_alpha), cast(d_sigma), float(sigma_data))
+
+
+def edm_coeffs(c: Coeffs) -> tuple:
+    """(c_skip, c_out, r) of EDM's preconditioning in alpha / sigma form (module docstring):
+    c_skip = alpha sd^2 / r^2, c_out = sigma sd / r, r = sqrt(alpha^2 sd^2 + sigma^2)."""
+    sd = c.sigma_data
+    r = torch.sqrt(c.alpha**2 * sd**2 + c.sigma**2)
+    return c.alpha * sd**2 / r**2, c.sigma * sd / r, r
 
 
 def check_parameterisation(name: str) -> str:
@@ -57,6 +83,9 @@ def to_x0(pred, x, c: Coeffs, param: str):
         return (c.d_sigma * x - s * pred) / (c.d_sigma * a - s * c.d_alpha)
     if param == "score":
         return (x + s**2 * pred) / a
+    if param == "edm":
+        c_skip, c_out, _ = edm_coeffs(c)
+        return c_skip * x + c_out * pred
     raise ValueError(f"parameterisation must be one of {list(PARAMETERISATIONS)}, got {param!r}")
 
 
@@ -80,10 +109,14 @@ def target(x0, eps, c: Coeffs, param: str):
         return c.d_alpha * x0 + c.d_sigma * eps
     if param == "score":
         return -eps / s
+    if param == "edm":
+        _, _, r = edm_coeffs(c)
+        return (s * x0 - a * c.sigma_data**2 * eps) / (c.sigma_data * r)
     raise ValueError(f"parameterisation must be one of {list(PARAMETERISATIONS)}, got {param!r}")
 
 
 def loss_weight(c: Coeffs, param: str):
     """Per-sample weight on the squared error: sigma^2 for score (Song & Ermon's
-    lambda(sigma) = sigma^2, which makes all noise levels comparable), 1 otherwise."""
+    lambda(sigma) = sigma^2, which makes all noise levels comparable), 1 otherwise (for edm
+    that is EDM's lambda = 1 / c_out^2 on the x0 error, see the module docstring)."""
     return c.sigma**2 if param == "score" else torch.ones_like(c.sigma)
