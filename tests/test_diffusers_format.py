@@ -7,8 +7,8 @@ import json
 import pytest
 import torch
 
-from servers.diffusers_repo import (CIFAR10_PARAMETERS, CIFAR10_SCHEDULER_CONFIG, write_ddpm_repo,
-                                    write_pickle_only_repo)
+from servers.diffusers_repo import (CIFAR10_PARAMETERS, CIFAR10_SCHEDULER_CONFIG, FixedNoise, diffusers_ddim, rel_diff,
+                                    write_ddpm_repo, write_pickle_only_repo)
 from zoo.diffusers_format import (CLIP_SAMPLE_DEFAULT, SCHEDULER_CLASSES, is_diffusers_folder, layout_files,
                                   load_pipeline)
 from zoo.diffusion import SOLVERS, SPACINGS, Denoiser, DiscreteSchedule, grid_from_times, make_grid
@@ -21,21 +21,6 @@ BETA_CONFIGS = {
     "scaled_linear": {"beta_schedule": "scaled_linear", "beta_start": 0.00085, "beta_end": 0.012},
     "squaredcos_cap_v2": {"beta_schedule": "squaredcos_cap_v2"},
 }
-
-
-def rel_diff(ours, theirs) -> float:
-    """max |ours - theirs| / max |theirs|: relative to the sample's scale."""
-    return float((ours.double() - theirs.double()).abs().max() / theirs.double().abs().max())
-
-
-class FixedNoise:
-    """A noise source whose every draw is the given tensor."""
-
-    def __init__(self, z):
-        self.z = z
-
-    def normal(self):
-        return self.z
 
 
 @pytest.fixture(scope="module")
@@ -174,18 +159,6 @@ def test_clip_x0_bounds_the_denoiser():
 
 
 # --- equivalence with diffusers -------------------------------------------------------------
-
-def diffusers_ddim(unet, scheduler_config, x, steps, use_clipped_model_output=True):
-    """diffusers' DDIM loop (DDIMPipeline's, eta 0), returning its timesteps and the sample."""
-    from diffusers import DDIMScheduler
-
-    scheduler = DDIMScheduler.from_config({**scheduler_config, "set_alpha_to_one": True})
-    scheduler.set_timesteps(steps)
-    for t in scheduler.timesteps:
-        out = unet(x, t).sample
-        x = scheduler.step(out, t, x, eta=0.0, use_clipped_model_output=use_clipped_model_output).prev_sample
-    return scheduler.timesteps, x
-
 
 @pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
 @pytest.mark.parametrize("clip", [True, False])

@@ -7,11 +7,15 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import zoo
-from servers.diffusers_repo import write_ddpm_repo, write_pickle_only_repo
+from servers.diffusers_repo import (CIFAR10_SCHEDULER_CONFIG, FixedNoise, diffusers_ddim, rel_diff, write_ddpm_repo,
+                                    write_pickle_only_repo)
 from servers.fixtures import fake_hub, online  # noqa: F401
 from zoo import hub, registry
+from zoo.diffusion import grid_from_times
+from zoo.diffusion.solvers import ddim
 from zoo.registry import REPO_ROOT
 
 
@@ -52,6 +56,12 @@ def test_the_cifar10_entry_is_ho_et_al_in_diffusers_format(fake_hub, tmp_path):
     assert registry.source("cifar10") == "hub"
     pipe = zoo.load("cifar10")
     assert pipe.image_shape == (3, 32, 32) and "UNet2DModel" in pipe.description
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))  # the peer on the same noise
+    with torch.no_grad():
+        timesteps, theirs = diffusers_ddim(pipe.denoiser.net.unet, CIFAR10_SCHEDULER_CONFIG, x, steps=10)
+        grid = grid_from_times(pipe.schedule, (timesteps.double() + 1) / pipe.schedule.T)
+        ours = ddim(pipe.denoiser, x, grid, FixedNoise(None))
+    assert rel_diff(ours, theirs) < 1e-4
     for solver in ("ddim", "dpmpp_2m"):
         out = pipe(n=2, steps=3, solver=solver, seed=0)
         assert out.images.shape == (2, 32, 32, 3) and out.images.dtype == np.uint8

@@ -96,3 +96,30 @@ def write_pickle_only_repo(folder) -> Path:
     (folder / "scheduler_config.json").write_text(json.dumps(CIFAR10_SCHEDULER_CONFIG, indent=2))
     (folder / "diffusion_pytorch_model.bin").write_bytes(b"not a checkpoint: pickle files are never read\n")
     return folder
+
+
+def rel_diff(ours, theirs) -> float:
+    """max |ours - theirs| / max |theirs|: relative to the sample's scale."""
+    return float((ours.double() - theirs.double()).abs().max() / theirs.double().abs().max())
+
+
+class FixedNoise:
+    """A noise source whose every draw is the given tensor."""
+
+    def __init__(self, z):
+        self.z = z
+
+    def normal(self):
+        return self.z
+
+
+def diffusers_ddim(unet, scheduler_config, x, steps, use_clipped_model_output=True):
+    """diffusers' DDIM loop (DDIMPipeline's, eta 0), returning its timesteps and the sample."""
+    from diffusers import DDIMScheduler
+
+    scheduler = DDIMScheduler.from_config({**scheduler_config, "set_alpha_to_one": True})
+    scheduler.set_timesteps(steps)
+    for t in scheduler.timesteps:
+        out = unet(x, t).sample
+        x = scheduler.step(out, t, x, eta=0.0, use_clipped_model_output=use_clipped_model_output).prev_sample
+    return scheduler.timesteps, x
