@@ -8,6 +8,7 @@ import os
 
 import gradio as gr
 
+from ui import serving
 from ui.guidance_tab import build_guidance_tab
 from ui.pixels_tab import build_pixels_tab
 from ui.schedules_tab import build_schedules_tab
@@ -19,7 +20,8 @@ TITLE = "Diffusion model zoo"
 
 
 def build_app() -> gr.Blocks:
-    with gr.Blocks(title=TITLE) as demo:
+    # delete_cache: previews and downloads older than CACHE_AGE go, checked every 10 minutes
+    with gr.Blocks(title=TITLE, delete_cache=(600, serving.CACHE_AGE)) as demo:
         gr.Markdown(f"# {TITLE}\nTrain, sample and compare diffusion models: exact math, selectable solvers "
                     "(DDPM, DDIM, Euler, Heun, DPM-Solver++ 2M, Euler-Maruyama, predictor-corrector) and step counts.")
         with gr.Tab("Toy 2D", id="toy"):
@@ -43,7 +45,7 @@ def build_app() -> gr.Blocks:
 
 def main():
     demo = build_app()
-    demo.queue(default_concurrency_limit=2, max_size=32).launch(
+    serving.queue(demo).launch(
         server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860")),
     )

@@ -1,7 +1,15 @@
-"""Bad input becomes a readable message in the UI, never a crash or a stack trace."""
+"""Bad input becomes a readable message in the tab, never a crash or a stack trace.
+
+A handler names the output that shows its messages (`status`) and how many outputs it has:
+a refused request then writes its reason there and leaves every other output as it is
+(gr.skip()), so plots and images already on screen stay. Messages live in the tab, not
+in toasts that pile up and follow the visitor to other tabs. A refused input is one log
+line; an unexpected error is logged with its traceback for the host.
+"""
 import functools
 import inspect
 import logging
+import math
 
 import gradio as gr
 
@@ -11,17 +19,25 @@ log = logging.getLogger(__name__)
 USER_ERRORS = (ValueError, HubError, FileNotFoundError)  # HubError covers WeightsNotFound
 
 
-def friendly(fn):
-    """Wrap an event handler (plain or generator): user errors -> gr.Error with the message;
-    anything else -> gr.Error with a short note, logged with its traceback for the host."""
+def message(err: Exception, where: str) -> str:
+    """The visitor's message for a failure in handler `where` (logged once here)."""
+    if isinstance(err, USER_ERRORS):
+        log.info("refused %s: %s", where, str(err).splitlines()[0][:300])
+        return f"⚠ {err}"
+    log.exception("unexpected error in %s", where)
+    return f"⚠ Internal error ({type(err).__name__}); the server is still running. Details are in the log."
 
-    def convert(err):
-        if isinstance(err, gr.Error):
-            return err
-        if isinstance(err, USER_ERRORS):
-            return gr.Error(str(err))
-        log.exception("unexpected error in %s", fn.__name__)
-        return gr.Error(f"Internal error ({type(err).__name__}); the server is still running. Details are in the log.")
+
+def friendly(fn=None, *, status: int = 0, outputs: int = 1):
+    """Wrap an event handler (plain or generator) whose output number `status` (of
+    `outputs`) is a Markdown message area; see the module docstring."""
+    if fn is None:
+        return functools.partial(friendly, status=status, outputs=outputs)
+
+    def report(err):
+        values = [gr.skip()] * outputs
+        values[status] = message(err, fn.__name__)
+        return values[0] if outputs == 1 else tuple(values)
 
     if inspect.isgeneratorfunction(fn):
         @functools.wraps(fn)
@@ -29,7 +45,7 @@ def friendly(fn):
             try:
                 yield from fn(*args, **kwargs)
             except Exception as err:  # noqa: BLE001 - every failure must reach the user as a message
-                raise convert(err) from err
+                yield report(err)
         return gen_wrapper
 
     @functools.wraps(fn)
@@ -37,21 +53,35 @@ def friendly(fn):
         try:
             return fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001
-            raise convert(err) from err
+            return report(err)
     return wrapper
 
 
+def _number(value, name: str) -> float:
+    """A number from the UI or the API: floats, ints, and numeric strings; nothing else."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {str(value)[:40]!r}") from None
+    if not math.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
 def as_int(value, name: str, lo: int, hi: int) -> int:
-    """Numbers from the UI arrive as floats (or None when a box is emptied)."""
-    if value is None or value != value or not float(value).is_integer():
+    """A whole number in [lo, hi]: 2.5 is refused, not rounded (the same rule everywhere)."""
+    number = _number(value, name)
+    if not number.is_integer():
         raise ValueError(f"{name} must be a whole number in [{lo}, {hi}], got {value!r}")
-    value = int(value)
-    if not lo <= value <= hi:
-        raise ValueError(f"{name} must be in [{lo}, {hi}], got {value}")
-    return value
+    if not lo <= number <= hi:
+        raise ValueError(f"{name} must be in [{lo}, {hi}], got {int(number)}")
+    return int(number)
 
 
 def as_float(value, name: str, lo: float, hi: float) -> float:
-    if value is None or value != value or not lo <= float(value) <= hi:
-        raise ValueError(f"{name} must be a number in [{lo}, {hi}], got {value!r}")
-    return float(value)
+    number = _number(value, name)
+    if not lo <= number <= hi:
+        raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
+    return number

@@ -3,20 +3,23 @@ classifier guidance (scale slider), one row per chosen class, and a sweep that s
 same seeds at growing guidance strength. Layout and wiring only; the work is in
 zoo.conditional."""
 import functools
+import time
 
 import gradio as gr
 import torch
 
 import zoo
-from ui import plots
-from ui.opened import Target
-from ui.errors import as_float, as_int, friendly
+from ui import inputs, plots, serving
+from ui.errors import USER_ERRORS, as_float, as_int, friendly
 from ui.guidance_toy import build_exact_section
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
                               save_png, upscaled)
-from ui.streaming import stream_sampling
+from ui.opened import Target
+from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.conditional import GuidedPipeline
+from zoo.diffusion import make_grid
+from zoo.diffusion.guidance import guided_steps
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
 from zoo.pixels import MAX_BATCH, PixelPipeline, from_uint8, grid_image
 
@@ -81,17 +84,37 @@ def model_info(model, classifier):
 
 def _request(digits, per_class, guidance, scale, solver, steps, spacing, seed, t_lo, t_hi) -> dict:
     """The UI values, checked, as keyword arguments of GuidedPipeline (plus per_class)."""
-    if not digits or not set(digits) <= set(CLASSES):
-        raise ValueError(f"pick at least one class of {CLASSES}, got {digits!r}")
+    if not isinstance(digits, (list, tuple)) or not digits or not set(map(str, digits)) <= set(CLASSES):
+        raise ValueError(f"pick at least one class of {CLASSES}, got {str(digits)[:80]!r}")
+    digits = sorted({str(d) for d in digits}, key=int)
     steps = check_sampler(solver, steps, spacing)
     per_class = as_int(per_class, "samples per class", 1, MAX_BATCH // len(digits))
     t_lo, t_hi = as_float(t_lo, "guidance from t", 0.0, 1.0), as_float(t_hi, "guidance up to t", 0.0, 1.0)
     if t_lo > t_hi:
         raise ValueError(f"the guidance interval must have from <= up to, got [{t_lo}, {t_hi}]")
-    return dict(labels=[int(d) for d in sorted(digits, key=int) for _ in range(per_class)], per_class=per_class,
+    return dict(labels=[int(d) for d in digits for _ in range(per_class)], per_class=per_class,
                 guidance=as_float(guidance, "guidance w", 0.0, MAX_UI_GUIDANCE), solver=solver, steps=steps,
                 classifier_scale=as_float(scale, "classifier scale", 0.0, MAX_UI_CLASSIFIER_SCALE), spacing=spacing,
                 seed=as_int(seed, "seed", 0, 2**31 - 1), interval=None if (t_lo, t_hi) == (0.0, 1.0) else (t_lo, t_hi))
+
+
+def _passes(req: dict, pipe) -> int:
+    """Network passes per sample: two per evaluation with CFG, one more with a classifier."""
+    per_eval = 1 + (req["guidance"] > 0 and bool(pipe.num_classes)) + (req["classifier_scale"] > 0)
+    return serving.passes(req["solver"], req["steps"], per_eval)
+
+
+def _load(model, classifier, values, rows: int = 1):
+    """(pipeline, classifier, request) for the UI values, checked: budget, and an interval
+    that guides at least one step."""
+    req = _request(*values)
+    pipe, clf = load_guided(model), load_classifier(classifier)
+    serving.check_budget(rows * len(req["labels"]), _passes(req, pipe), serving.IMAGE_BUDGET)
+    if req["interval"] and req["guidance"] > 0 and not guided_steps(
+            make_grid(pipe.schedule, req["steps"], req["spacing"]).t, req["interval"]):
+        raise ValueError(f"the guidance interval {list(req['interval'])} holds none of the {req['steps']} sampling "
+                         "times, so no step would be guided: widen it (or set w = 0)")
+    return pipe, clf, req
 
 
 def agreement(classifier, images) -> torch.Tensor:
@@ -109,7 +132,7 @@ def _verdict(classifier, name, images, labels, scale) -> str:
     return f" · {name} calls **{hits}/{len(labels)}** samples their requested class{note}"
 
 
-def _gpu_seconds(model, classifier, digits, per_class, guidance, scale, solver, steps, *rest, runs: int = 1):
+def _gpu_seconds(model, classifier, digits, per_class, guidance, scale, solver, steps, *rest, runs: int = 1, **_):
     try:
         batch, cfg = len(digits or []) * int(per_class), float(guidance) > 0
     except (TypeError, ValueError, OverflowError):
@@ -117,47 +140,76 @@ def _gpu_seconds(model, classifier, digits, per_class, guidance, scale, solver, 
     return min(runs * sampling_seconds(batch, solver, steps, passes_per_eval=2 if cfg else 1), GPU_SECONDS_CAP)
 
 
-@friendly
+def _status(req: dict, out, per_class: int, seconds: float) -> str:
+    effective = req["interval"] and req["guidance"]  # the interval gates CFG only
+    where = f" for t in {list(req['interval'])}" if effective else ""
+    return (f"**{len(req['labels'])} images**, one row per class · w = {req['guidance']:g}, classifier scale "
+            f"{req['classifier_scale']:g}{where} · {req['solver']}, {req['steps']} steps ({req['spacing']}) · NFE "
+            f"**{out.nfe}** ({out.network_calls} network passes) · **{seconds:.2f} s** from click to result "
+            f"(sampling {out.seconds:.2f} s)")
+
+
+@friendly(status=2, outputs=4)
 @gpu(duration=_gpu_seconds)
-def on_sample(model, classifier, *values):
-    """Streams (preview, grid, status, png file); values as in `_request`."""
-    req = _request(*values)
-    pipe, clf, per_class = load_guided(model), load_classifier(classifier), req.pop("per_class")
-    n, steps = len(req["labels"]), req["steps"]
-    yield None, None, f"sampling {n} images with {req['solver']}, {steps} steps ...", None
-
-    def run(callback):
-        return pipe(classifier=clf, callback=callback, **req)
-
-    for kind, value in stream_sampling(run, PREVIEW_INTERVAL):
-        if kind == "progress":
-            status = f"step {value.step + 1}/{steps} · t = {value.t:.3f} · left: x_t, right: predicted x0_hat"
-            yield preview_image(pipe.schedule, value), gr.skip(), status, gr.skip()
-    effective = req["interval"] and req["guidance"] and pipe.num_classes  # the interval gates CFG only
-    out, where = value, f" for t in {list(req['interval'])}" if effective else ""
-    status = (f"**{n} images**, one row per class · w = {req['guidance']:g}, classifier scale "
-              f"{req['classifier_scale']:g}{where} · {req['solver']}, {steps} steps ({req['spacing']}) · NFE "
-              f"**{out.nfe}** ({out.network_calls} network passes) · **{out.seconds:.2f} s**"
+def on_sample(model, classifier, *values, request: gr.Request = None):
+    """Streams (preview, grid, status, png file); values as in `_request`. A refused
+    request or Stop leaves the previous grid and download on screen."""
+    start = time.perf_counter()
+    pipe, clf, req = _load(model, classifier, values)
+    per_class, stop = req.pop("per_class"), STOPS.start(request)
+    yield gr.skip(), gr.skip(), f"sampling {len(req['labels'])} images with {req['solver']}, {req['steps']} steps ...", \
+        gr.skip()
+    run = lambda callback: pipe(classifier=clf, callback=callback, **req)  # noqa: E731
+    render = lambda p: preview_image(pipe.schedule, p)  # noqa: E731
+    for kind, value, status in sample_updates(run, req["steps"], stop, render, "left: x_t, right: predicted x0_hat",
+                                              PREVIEW_INTERVAL):
+        if kind != "done":
+            yield value if kind == "progress" else gr.skip(), gr.skip(), status, gr.skip()
+    out = value
+    status = (_status(req, out, per_class, time.perf_counter() - start)
               + _verdict(clf, classifier, out.images, req["labels"], req["classifier_scale"]))
     parameters = {"model": model, "classifier": classifier, **req, "nfe": out.nfe}
     yield (gr.skip(), upscaled(grid_image(out.images, nrow=per_class)), status,
            save_png(out.images, parameters, nrow=per_class))
 
 
-@friendly
+@friendly(status=1, outputs=2)
 @gpu(duration=functools.partial(_gpu_seconds, runs=len(SWEEP)))
-def on_sweep(model, classifier, *values):
+def on_sweep(model, classifier, *values, request: gr.Request = None):
     """The first chosen class at each strength of SWEEP, same seeds: CFG w for a
-    class-conditional model, the classifier scale otherwise."""
-    req = _request(*values)
-    pipe, clf, per_class = load_guided(model), load_classifier(classifier), req.pop("per_class")
+    class-conditional model, the classifier scale otherwise. Streams the rows done so far;
+    Stop (or a cancel) ends it at the next solver step."""
+    pipe, clf, req = _load(model, classifier, values, rows=len(SWEEP))
+    per_class, stop = req.pop("per_class"), STOPS.start(request)
     n, label = max(per_class, 6), req["labels"][0]
     name = "w" if pipe.num_classes else "classifier scale"
     rows = []
     for value in SWEEP:
         req.update(labels=[label] * n, **({"guidance": value} if pipe.num_classes else {"classifier_scale": value}))
-        rows.append((f"{name} = {value:g}", grid_image(pipe(classifier=clf, **req).images, nrow=n)))
-    return plots.image_rows_figure(rows, f"class {label}: the same {n} seeds as the {name} grows")
+        for kind, out, status in sample_updates(lambda cb: pipe(classifier=clf, callback=cb, **req), req["steps"],
+                                                stop, lambda p: None, f"{name} = {value:g}", PREVIEW_INTERVAL):
+            if kind == "stopped":
+                yield gr.skip(), f"**Stopped** after {len(rows)} of {len(SWEEP)} rows"
+                return
+            if kind == "progress":
+                yield gr.skip(), f"row {len(rows) + 1}/{len(SWEEP)}: {status}"
+        rows.append((f"{name} = {value:g}", grid_image(out.images, nrow=n)))
+        yield (plots.image_rows_figure(rows, f"class {label}: the same {n} seeds as the {name} grows"),
+               f"sweep: {len(rows)}/{len(SWEEP)} rows")
+
+
+def controls_for(model, classifier):
+    """w only for a class-conditional model, the classifier scale only with a classifier:
+    a control that cannot apply is reset and disabled, with a note."""
+    try:
+        conditional = registry.entry_for(model, GUIDED_TASKS).task == "class-conditional"
+    except USER_ERRORS:  # the model line says what is wrong with the model
+        return gr.skip(), gr.skip()
+    w = (gr.update(interactive=True, info=None) if conditional else
+         gr.update(value=0.0, interactive=False, info="w needs a class-conditional model; this one is unconditional"))
+    s = (gr.update(interactive=True, info=None) if classifier != NO_CLASSIFIER else
+         gr.update(value=0.0, interactive=False, info="pick a classifier to use classifier guidance"))
+    return w, s
 
 
 def build_guidance_tab():
@@ -167,23 +219,23 @@ def build_guidance_tab():
                 "guidance does to the same seeds.")
     with gr.Row():
         with gr.Column(scale=1, min_width=300):
-            model = gr.Dropdown(models, value=models[0], label="model", elem_id="gd-model")
-            classifier = gr.Dropdown(classifiers, value=NO_CLASSIFIER, label="classifier (for classifier guidance)",
-                                     elem_id="gd-classifier")
+            model = inputs.Dropdown(models, value=models[0], label="model", elem_id="gd-model")
+            classifier = inputs.Dropdown(classifiers, value=NO_CLASSIFIER, label="classifier (for classifier guidance)",
+                                         elem_id="gd-classifier")
             info = gr.Markdown("", elem_id="gd-info")
-            digits = gr.CheckboxGroup(CLASSES, value=CLASSES, label="classes (one row each)", elem_id="gd-classes")
-            per_class = gr.Slider(1, MAX_BATCH // len(CLASSES), value=6, step=1, label="samples per class",
-                                  elem_id="gd-per-class")
-            guidance = gr.Slider(0.0, MAX_UI_GUIDANCE, value=2.0, step=0.25, label="classifier-free guidance w",
-                                 elem_id="gd-w")
-            scale = gr.Slider(0.0, MAX_UI_CLASSIFIER_SCALE, value=0.0, step=0.5, label="classifier guidance scale s",
-                              elem_id="gd-scale")
+            digits = inputs.CheckboxGroup(CLASSES, value=CLASSES, label="classes (one row each)", elem_id="gd-classes")
+            per_class = inputs.Slider(1, MAX_BATCH // len(CLASSES), value=6, step=1, label="samples per class",
+                                      elem_id="gd-per-class")
+            guidance = inputs.Slider(0.0, MAX_UI_GUIDANCE, value=2.0, step=0.25, label="classifier-free guidance w",
+                                     elem_id="gd-w")
+            scale = inputs.Slider(0.0, MAX_UI_CLASSIFIER_SCALE, value=0.0, step=0.5, interactive=False,
+                                  label="classifier guidance scale s", elem_id="gd-scale")
             solver, steps, spacing = sampler_controls("gd")
-            seed = gr.Number(0, precision=0, label="seed", elem_id="gd-seed")
+            seed = inputs.Number(0, precision=0, label="seed", elem_id="gd-seed")
             with gr.Accordion("classifier-free guidance only in an interval of t (Kynkaanniemi et al. 2024)",
                               open=False):
-                t_lo = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="guide from t", elem_id="gd-t-lo")
-                t_hi = gr.Slider(0.0, 1.0, value=1.0, step=0.05, label="guide up to t", elem_id="gd-t-hi")
+                t_lo = inputs.Slider(0.0, 1.0, value=0.0, step=0.05, label="guide from t", elem_id="gd-t-lo")
+                t_hi = inputs.Slider(0.0, 1.0, value=1.0, step=0.05, label="guide up to t", elem_id="gd-t-hi")
             with gr.Row():
                 run_btn = gr.Button("Sample", variant="primary", elem_id="gd-sample")
                 sweep_btn = gr.Button("Sweep", elem_id="gd-sweep")
@@ -191,15 +243,18 @@ def build_guidance_tab():
         with gr.Column(scale=3):
             status, preview, grid = image_outputs("gd", "samples (one row per class)")
             download = gr.File(label="PNG with the generation parameters", elem_id="gd-download")
+            sweep_status = gr.Markdown("", elem_id="gd-sweep-status")
             sweep_plot = gr.Plot(show_label=False, elem_id="gd-sweep-plot")
             gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}], elem_id="gd-theory")
     build_exact_section()
-    inputs = [model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed, t_lo, t_hi]
-    event = run_btn.click(on_sample, inputs, [preview, grid, status, download], api_name="guidance_sample",
-                          concurrency_limit=1)
-    sweep = sweep_btn.click(on_sweep, inputs, sweep_plot, api_name="guidance_sweep", concurrency_limit=1)
-    stop_btn.click(None, None, None, cancels=[event, sweep])
+    values = [model, classifier, digits, per_class, guidance, scale, solver, steps, spacing, seed, t_lo, t_hi]
+    run_btn.click(on_sample, values, [preview, grid, status, download], api_name="guidance_sample",
+                  **serving.heavy(len(values)))
+    sweep_btn.click(on_sweep, values, [sweep_plot, sweep_status], api_name="guidance_sweep",
+                    **serving.heavy(len(values)))
+    stop_btn.click(STOPS.request, None, None, queue=False, api_name="guidance_stop")
     for box in (model, classifier):
         box.change(model_info, [model, classifier], info, api_name="guidance_info" if box is model else False)
+        box.change(controls_for, [model, classifier], [guidance, scale], api_name=False)
     return {"info": (model_info, [model, classifier], info),
             "targets": [Target(model, models, GUIDED_TASKS), Target(classifier, classifiers, ("classifier",))]}

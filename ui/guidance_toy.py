@@ -4,9 +4,9 @@ does to a distribution can be seen and measured without any network. Layout and 
 only; the work is in zoo.toy2d.guided_mixture."""
 import gradio as gr
 
-from ui import plots
+from ui import inputs, plots, serving
 from ui.errors import as_float, as_int, friendly
-from ui.image_widgets import check_sampler, sampler_controls
+from ui.image_widgets import check_choice, check_sampler, sampler_controls
 from zoo.toy2d import GUIDED_BASES, gmm, guided_mixture
 
 LIM, BINS, POINTS = 2.5, 120, 4000
@@ -19,13 +19,12 @@ crowd into the part of component $k$ farthest from the others (grey: $p(x_0\mid 
 """
 
 
-@friendly
+@friendly(status=1, outputs=2)
 def on_exact(component, base, guidance, scale, solver, steps, spacing, seed):
     """(figure, status) for one exactly guided run."""
     steps = check_sampler(solver, steps, spacing)
     k = as_int(component, "component", 0, len(gmm().weights) - 1)
-    if base not in GUIDED_BASES:
-        raise ValueError(f"model must be one of {GUIDED_BASES}, got {base!r}")
+    check_choice(base, GUIDED_BASES, "model")
     w, s = as_float(guidance, "guidance w", 0.0, 8.0), as_float(scale, "classifier scale", 0.0, 8.0)
     if base == "unconditional":
         w = 0.0  # CFG needs the conditional model; the slider is ignored (said in the status)
@@ -50,15 +49,16 @@ def build_exact_section():
         gr.Markdown(EXPLAIN, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
         with gr.Row():
             with gr.Column(scale=1, min_width=280):
-                component = gr.Radio([0, 1, 2], value=1, label="class = mixture component", elem_id="gx-component")
-                base = gr.Radio(list(GUIDED_BASES), value="unconditional", label="model", elem_id="gx-base")
-                guidance = gr.Slider(0.0, 8.0, value=0.0, step=0.25, label="CFG w", elem_id="gx-w")
-                scale = gr.Slider(0.0, 8.0, value=1.0, step=0.25, label="classifier scale s", elem_id="gx-scale")
+                component = inputs.Radio(list(range(len(gmm().weights))), value=1, label="class = mixture component",
+                                         elem_id="gx-component")
+                base = inputs.Radio(list(GUIDED_BASES), value="unconditional", label="model", elem_id="gx-base")
+                guidance = inputs.Slider(0.0, 8.0, value=0.0, step=0.25, label="CFG w", elem_id="gx-w")
+                scale = inputs.Slider(0.0, 8.0, value=1.0, step=0.25, label="classifier scale s", elem_id="gx-scale")
                 solver, steps, spacing = sampler_controls("gx", solver="heun", steps=20, spacing="quadratic")
-                seed = gr.Number(0, precision=0, label="seed", elem_id="gx-seed")
+                seed = inputs.Number(0, precision=0, label="seed", elem_id="gx-seed")
                 run = gr.Button("Sample exactly", variant="primary", elem_id="gx-run")
             with gr.Column(scale=2):
                 status = gr.Markdown("", elem_id="gx-status")
                 plot = gr.Plot(show_label=False, elem_id="gx-plot")
-        run.click(on_exact, [component, base, guidance, scale, solver, steps, spacing, seed], [plot, status],
-                  api_name="guidance_exact")
+        values = [component, base, guidance, scale, solver, steps, spacing, seed]
+        run.click(on_exact, values, [plot, status], api_name="guidance_exact", **serving.heavy(len(values)))

@@ -10,7 +10,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ui import inputs
 from ui.errors import as_int
+from ui.serving import CACHE_AGE
 from zoo.diffusion import SOLVERS, SPACINGS, get_schedule
 from zoo.pixels import grid_image, png_with_parameters, to_uint8
 
@@ -39,18 +41,44 @@ def preview_image(schedule: str, progress) -> Image.Image:
 
 def sampler_controls(prefix: str, solver: str = "dpmpp_2m", steps: int = 20, spacing: str = "logsnr"):
     """The solver, steps and step-spacing inputs (elem_ids prefix-solver, -steps, -spacing)."""
-    return (gr.Dropdown(sorted(SOLVERS), value=solver, label="solver", elem_id=f"{prefix}-solver"),
-            gr.Slider(1, MAX_UI_STEPS, value=steps, step=1, label="steps", elem_id=f"{prefix}-steps"),
-            gr.Dropdown(sorted(SPACINGS), value=spacing, label="step spacing", elem_id=f"{prefix}-spacing"))
+    return (inputs.Dropdown(sorted(SOLVERS), value=solver, label="solver", elem_id=f"{prefix}-solver"),
+            inputs.Slider(1, MAX_UI_STEPS, value=steps, step=1, label="steps", elem_id=f"{prefix}-steps"),
+            inputs.Dropdown(sorted(SPACINGS), value=spacing, label="step spacing", elem_id=f"{prefix}-spacing"))
+
+
+def check_choice(value, allowed, name: str):
+    """A value from a fixed list (names of solvers, spacings, ...), or a ValueError naming them."""
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {str(value)[:60]!r}")
+    return value
 
 
 def check_sampler(solver, steps, spacing) -> int:
     """Validates the sampler inputs; returns steps as an int."""
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
-    if spacing not in SPACINGS:
-        raise ValueError(f"step spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
+    check_choice(solver, SOLVERS, "solver")
+    check_choice(spacing, SPACINGS, "step spacing")
     return as_int(steps, "steps", 1, MAX_UI_STEPS)
+
+
+def eta_control(prefix: str):
+    """DDIM's eta: only ddim takes it, so it is disabled for the other solvers (eta_update)."""
+    return inputs.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (ddim only)", interactive=False,
+                         elem_id=f"{prefix}-eta")
+
+
+def eta_update(solver):
+    """The eta slider for the chosen solver: active for ddim, reset and disabled otherwise."""
+    if solver == "ddim":
+        return gr.update(interactive=True, info="0: deterministic DDIM; 1: DDPM's ancestral sampler")
+    return gr.update(value=0.0, interactive=False, info=f"{solver} takes no eta (only ddim does)")
+
+
+def solver_options(solver, eta) -> dict:
+    """The solver's own options from the UI: eta for ddim (checked), nothing for the others."""
+    from ui.errors import as_float
+
+    eta = as_float(eta, "eta", 0.0, 1.0)  # checked for every solver: a bad value is a bad request
+    return {"eta": eta} if solver == "ddim" else {}
 
 
 def image_outputs(prefix: str, grid_label: str, preview_label: str = "live: x_t | x0_hat"):
@@ -66,10 +94,22 @@ def image_outputs(prefix: str, grid_label: str, preview_label: str = "live: x_t 
     return status, *images
 
 
+def _forget_old_downloads(age: float = CACHE_AGE) -> None:
+    """Downloads older than `age` seconds go: the folder must not grow without bound."""
+    cutoff = time.time() - age
+    for path in DOWNLOADS.glob("*.png"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except FileNotFoundError:  # another request removed it first
+            pass
+
+
 def save_png(images: np.ndarray, parameters: dict, nrow=None) -> str:
     """The grid at native size as a PNG whose 'parameters' text chunk holds the settings
     (model, solver, steps and seed are in the file name too); returns its path."""
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    _forget_old_downloads()
     model = re.sub(r"[^A-Za-z0-9._-]+", "--", str(parameters["model"]))  # a repo id "owner/name@rev" is no file name
     name = "{}_{solver}_{steps}steps_seed{seed}_{stamp}.png".format(model, stamp=int(time.time() * 1000),
                                                                    **{k: v for k, v in parameters.items() if k != "model"})

@@ -1,15 +1,17 @@
 """Unconditional tab: sample MNIST / CIFAR-10 UNets with any solver, watching x_t and the
 predicted x0_hat as the solver runs; download the grid as a PNG that carries its
 generation parameters. Layout and wiring only; the work is in zoo.pixels."""
+import time
+
 import gradio as gr
 
 import zoo
-from ui import plots
+from ui import inputs, plots, serving
+from ui.errors import as_int, friendly
+from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, eta_control, eta_update, image_outputs, preview_image,
+                              sampler_controls, save_png, solver_options, upscaled)
 from ui.opened import Target
-from ui.errors import as_float, as_int, friendly
-from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
-                              save_png, upscaled)
-from ui.streaming import stream_sampling
+from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.diffusion import get_schedule
 from zoo.gpu import gpu, sampling_seconds
@@ -41,38 +43,39 @@ def model_info(name):
     return f"**{name}** ({where}): {pipe.description}{numbers}"
 
 
-def _check(model, solver, steps, spacing, eta, seed, batch):
+def _check(model, solver, steps, spacing, eta, seed, batch) -> dict:
+    """The request, checked, as keyword arguments of PixelPipeline."""
     registry.entry_for(model, TASKS)
-    return (check_sampler(solver, steps, spacing), as_float(eta, "eta", 0.0, 1.0),
-            as_int(seed, "seed", 0, 2**31 - 1), as_int(batch, "batch size", 1, MAX_BATCH))
+    steps, batch = check_sampler(solver, steps, spacing), as_int(batch, "batch size", 1, MAX_BATCH)
+    serving.check_budget(batch, serving.passes(solver, steps), serving.IMAGE_BUDGET)
+    return dict(n=batch, steps=steps, solver=solver, spacing=spacing, seed=as_int(seed, "seed", 0, 2**31 - 1),
+                **solver_options(solver, eta))
 
 
-def _gpu_seconds(model, solver, steps, spacing, eta, seed, batch):
+def _gpu_seconds(model, solver, steps, spacing, eta, seed, batch, *_):
     return sampling_seconds(batch, solver, steps)
 
 
-@friendly
+@friendly(status=2, outputs=5)
 @gpu(duration=_gpu_seconds)
-def on_sample(model, solver, steps, spacing, eta, seed, batch):
-    """Streams (preview, grid, status, png file, schedule plot)."""
-    steps, eta, seed, batch = _check(model, solver, steps, spacing, eta, seed, batch)
-    pipe = zoo.load(model)
-    options = {"eta": eta} if solver == "ddim" else {}
-    schedule_plot = plots.schedule_figure(pipe.schedule, steps, spacing)
-    yield None, None, f"sampling {batch} images with {solver}, {steps} steps ...", None, schedule_plot
-
-    def run(callback):
-        return pipe(n=batch, steps=steps, solver=solver, seed=seed, spacing=spacing, callback=callback, **options)
-
-    for kind, value in stream_sampling(run, PREVIEW_INTERVAL):
-        if kind == "progress":
-            status = f"step {value.step + 1}/{steps} · t = {value.t:.3f} · left: x_t, right: predicted x0_hat"
-            yield preview_image(pipe.schedule, value), gr.skip(), status, gr.skip(), gr.skip()
-    out = value
-    parameters = {"model": model, "solver": solver, "steps": steps, "spacing": spacing, "seed": seed,
-                  "batch": batch, "nfe": out.nfe, "schedule": get_schedule(pipe.schedule).name, **options}
-    status = (f"**{batch} images** · {solver}, {steps} steps ({spacing}) · NFE **{out.nfe}** · "
-              f"**{out.seconds:.2f} s** · seeds {seed}..{seed + batch - 1} (image i uses seed + i)")
+def on_sample(model, solver, steps, spacing, eta, seed, batch, request: gr.Request = None):
+    """Streams (preview, grid, status, png file, schedule plot); a refused request or Stop
+    leaves the previous grid and download on screen."""
+    start, req = time.perf_counter(), _check(model, solver, steps, spacing, eta, seed, batch)
+    pipe, stop = zoo.load(model), STOPS.start(request)
+    yield (gr.skip(), gr.skip(), f"sampling {req['n']} images with {solver}, {req['steps']} steps ...", gr.skip(),
+           plots.schedule_figure(pipe.schedule, req["steps"], spacing))
+    run = lambda callback: pipe(callback=callback, **req)  # noqa: E731
+    render = lambda p: preview_image(pipe.schedule, p)  # noqa: E731
+    for kind, value, status in sample_updates(run, req["steps"], stop, render, "left: x_t, right: predicted x0_hat",
+                                              PREVIEW_INTERVAL):
+        if kind != "done":
+            yield value if kind == "progress" else gr.skip(), gr.skip(), status, gr.skip(), gr.skip()
+    out, seconds, batch = value, time.perf_counter() - start, req.pop("n")
+    parameters = {"model": model, **req, "batch": batch, "nfe": out.nfe, "schedule": get_schedule(pipe.schedule).name}
+    status = (f"**{batch} images** · {solver}, {req['steps']} steps ({spacing}) · NFE **{out.nfe}** · "
+              f"**{seconds:.2f} s** from click to result (sampling {out.seconds:.2f} s) · seeds "
+              f"{req['seed']}..{req['seed'] + batch - 1} (image i uses seed + i)")
     yield gr.skip(), upscaled(grid_image(out.images)), status, save_png(out.images, parameters), gr.skip()
 
 
@@ -83,12 +86,12 @@ def build_pixels_tab():
                 "the noisy state x_t and the denoiser's current guess x0_hat while the solver runs.")
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            model = gr.Dropdown(models, value=models[0], label="model", elem_id="px-model")
+            model = inputs.Dropdown(models, value=models[0], label="model", elem_id="px-model")
             info = gr.Markdown("", elem_id="px-info")
             solver, steps, spacing = sampler_controls("px")
-            eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (ddim only)", elem_id="px-eta")
-            seed = gr.Number(0, precision=0, label="seed", elem_id="px-seed")
-            batch = gr.Slider(1, MAX_BATCH, value=16, step=1, label="batch size", elem_id="px-batch")
+            eta = eta_control("px")
+            seed = inputs.Number(0, precision=0, label="seed", elem_id="px-seed")
+            batch = inputs.Slider(1, MAX_BATCH, value=16, step=1, label="batch size", elem_id="px-batch")
             with gr.Row():
                 run_btn = gr.Button("Sample", variant="primary", elem_id="px-sample")
                 stop_btn = gr.Button("Stop", variant="stop", elem_id="px-stop")
@@ -96,9 +99,10 @@ def build_pixels_tab():
             status, preview, grid = image_outputs("px", "samples")
             download = gr.File(label="PNG with the generation parameters", elem_id="px-download")
             schedule_plot = gr.Plot(show_label=False, elem_id="px-schedule")
-    event = run_btn.click(on_sample, [model, solver, steps, spacing, eta, seed, batch],
-                          [preview, grid, status, download, schedule_plot], api_name="pixels_sample",
-                          concurrency_limit=1)
-    stop_btn.click(None, None, None, cancels=[event])
+    sample_inputs = [model, solver, steps, spacing, eta, seed, batch]
+    run_btn.click(on_sample, sample_inputs, [preview, grid, status, download, schedule_plot], api_name="pixels_sample",
+                  **serving.heavy(len(sample_inputs)))
+    stop_btn.click(STOPS.request, None, None, queue=False, api_name="pixels_stop")
+    solver.change(eta_update, solver, eta, api_name=False, queue=False)
     model.change(model_info, model, info, api_name="pixels_info")
     return {"info": (model_info, [model], info), "targets": [Target(model, models, TASKS)]}

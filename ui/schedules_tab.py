@@ -1,6 +1,7 @@
 """Noise schedules view: alpha, sigma and log-SNR of every schedule, chosen steps marked."""
 import gradio as gr
 
+from ui import inputs
 from ui.toy_tab import on_schedule
 from zoo.diffusion import SCHEDULES, SPACINGS
 
@@ -23,11 +24,12 @@ Step spacings: uniform in $t$; uniform in $\lambda$ (DPM-Solver); Karras $\rho =
 
 def build_schedules_tab():
     with gr.Row():
-        schedule = gr.Dropdown(sorted(SCHEDULES), value="vp-cosine", label="schedule", elem_id="sched-schedule")
-        steps = gr.Slider(1, 200, value=20, step=1, label="steps", elem_id="sched-steps")
-        spacing = gr.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="sched-spacing")
+        schedule = inputs.Dropdown(sorted(SCHEDULES), value="vp-cosine", label="schedule", elem_id="sched-schedule")
+        steps = inputs.Slider(1, 200, value=20, step=1, label="steps", elem_id="sched-steps")
+        spacing = inputs.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="sched-spacing")
+    message = gr.Markdown("", elem_id="sched-message")
     plot = gr.Plot(label="alpha, sigma, log-SNR", elem_id="sched-plot")
     gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
-    gr.on([schedule.change, steps.release, spacing.change], on_schedule, [schedule, steps, spacing], plot,
-          api_name="schedules_plot")
-    return on_schedule, [schedule, steps, spacing], plot
+    gr.on([schedule.change, steps.input, spacing.change], on_schedule, [schedule, steps, spacing], [plot, message],
+          api_name="schedules_plot", trigger_mode="always_last")
+    return on_schedule, [schedule, steps, spacing], [plot, message]

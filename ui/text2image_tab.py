@@ -5,16 +5,17 @@ whether it shows what the prompt asks for; a sweep shows the same seeds at growi
 Layout and wiring only; the work is in zoo.text2image."""
 import functools
 import secrets
+import time
 
 import gradio as gr
 
 import zoo
-from ui import plots
+from ui import inputs, plots, serving
 from ui.opened import Target
 from ui.errors import as_float, as_int, friendly
 from ui.image_widgets import (PREVIEW_IMAGES, PREVIEW_INTERVAL, check_sampler, image_outputs, sampler_controls,
                               save_png, upscaled)
-from ui.streaming import stream_sampling
+from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.data import shapes
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
@@ -107,7 +108,9 @@ def random_caption() -> str:
 def _request(prompt, guidance, solver, steps, spacing, seed, batch) -> dict:
     """The UI values, checked, as keyword arguments of TextToImagePipeline."""
     steps = check_sampler(solver, steps, spacing)
-    return dict(prompt=check_prompts(prompt, 1)[0], n=as_int(batch, "batch size", 1, MAX_BATCH),
+    n = as_int(batch, "batch size", 1, MAX_BATCH)
+    serving.check_budget(n, serving.passes(solver, steps, per_eval=2), serving.IMAGE_BUDGET)
+    return dict(prompt=check_prompts(prompt, 1)[0], n=n,
                 guidance=as_float(guidance, "guidance w", MIN_UI_GUIDANCE, MAX_UI_GUIDANCE), solver=solver,
                 steps=steps, spacing=spacing, seed=as_int(seed, "seed", 0, 2**31 - 1))
 
@@ -159,11 +162,11 @@ def judge_report(images, prompt: str) -> tuple:
     return f" · judge: **{counts['all']}/{n}** samples show every attribute the prompt names ({per})", details
 
 
-def _status(req: dict, out) -> str:
+def _status(req: dict, out, seconds: float) -> str:
     n, seed = req["n"], req["seed"]
     text = (f"**{n} images** · w = {req['guidance']:g} · {req['solver']}, {req['steps']} steps ({req['spacing']}) · "
-            f"NFE **{out.nfe}** ({out.network_calls} network passes) · **{out.seconds:.2f} s** · seeds "
-            f"{seed}..{seed + n - 1} (image i uses seed + i)")
+            f"NFE **{out.nfe}** ({out.network_calls} network passes) · **{seconds:.2f} s** from click to result "
+            f"(sampling {out.seconds:.2f} s) · seeds {seed}..{seed + n - 1} (image i uses seed + i)")
     if out.unknown_words:
         text = (f"**Warning: the model never saw: {', '.join(out.unknown_words)}** (no training caption has "
                 f"{'these words' if len(out.unknown_words) > 1 else 'this word'}; it reads each as 'unknown')\n\n"
@@ -171,46 +174,55 @@ def _status(req: dict, out) -> str:
     return text
 
 
-def _gpu_seconds(model, prompt, guidance, solver, steps, spacing, seed, batch, runs: int = 1):
+def _gpu_seconds(model, prompt, guidance, solver, steps, spacing, seed, batch, *_, runs: int = 1, **__):
     return min(runs * sampling_seconds(batch, solver, steps, passes_per_eval=2), GPU_SECONDS_CAP)
 
 
-@friendly
+@friendly(status=2, outputs=5)
 @gpu(duration=_gpu_seconds)
-def on_sample(model, *values):
-    """Streams (preview, grid, status, png file, judge details); values as in `_request`."""
-    req = _request(*values)
-    pipe = load_t2i(model, req["prompt"])
-    yield None, None, f"sampling {req['n']} images with {req['solver']}, {req['steps']} steps ...", None, ""
-
-    def run(callback):
-        return pipe(callback=callback, **req)
-
-    for kind, value in stream_sampling(run, PREVIEW_INTERVAL):
-        if kind == "progress":
-            status = f"step {value.step + 1}/{req['steps']} · t = {value.t:.3f} · decoded x0_hat (the current guess)"
-            yield show(pipe.decode(value.x0_hat[:PREVIEW_IMAGES])), gr.skip(), status, gr.skip(), gr.skip()
+def on_sample(model, prompt, guidance, solver, steps, spacing, seed, batch, request: gr.Request = None):
+    """Streams (preview, grid, status, png file, judge details). A refused request or Stop
+    leaves the previous grid, download and judge's reading on screen."""
+    start = time.perf_counter()
+    req = _request(prompt, guidance, solver, steps, spacing, seed, batch)
+    pipe, stop = load_t2i(model, req["prompt"]), STOPS.start(request)
+    yield gr.skip(), gr.skip(), f"sampling {req['n']} images with {req['solver']}, {req['steps']} steps ...", \
+        gr.skip(), gr.skip()
+    run = lambda callback: pipe(callback=callback, **req)  # noqa: E731
+    render = lambda p: show(pipe.decode(p.x0_hat[:PREVIEW_IMAGES]))  # noqa: E731
+    for kind, value, status in sample_updates(run, req["steps"], stop, render, "decoded x0_hat (the current guess)",
+                                              PREVIEW_INTERVAL):
+        if kind != "done":
+            yield value if kind == "progress" else gr.skip(), gr.skip(), status, gr.skip(), gr.skip()
     out = value
     summary, details = judge_report(out.images, req["prompt"])
     parameters = {"model": model, **req, "nfe": out.nfe, "schedule": pipe.schedule}
-    yield (gr.skip(), show(out.images), _status(req, out) + summary,
+    yield (gr.skip(), show(out.images), _status(req, out, time.perf_counter() - start) + summary,
            save_png(out.images, parameters, nrow=_nrow(req["n"])), details)
 
 
-@friendly
+@friendly(status=1, outputs=2)
 @gpu(duration=functools.partial(_gpu_seconds, runs=len(SWEEP)))
-def on_sweep(model, *values):
-    """The same seeds at each w of SWEEP, one labelled row each with the judge's count."""
-    req = _request(*values)
-    pipe = load_t2i(model, req["prompt"])
-    n = req["n"] = min(req["n"], SWEEP_IMAGES)
-    wanted = shapes.prompt_attributes(req["prompt"])
-    rows = []
+def on_sweep(model, prompt, guidance, solver, steps, spacing, seed, batch, request: gr.Request = None):
+    """The same seeds at each w of SWEEP, one labelled row each with the judge's count;
+    streams the rows done so far, and Stop (or a cancel) ends it at the next solver step."""
+    req = _request(prompt, guidance, solver, steps, spacing, seed, min(as_int(batch, "batch size", 1, MAX_BATCH),
+                                                                       SWEEP_IMAGES))
+    pipe, stop, n = load_t2i(model, req["prompt"]), STOPS.start(request), req["n"]
+    wanted, rows = shapes.prompt_attributes(req["prompt"]), []
     for w in SWEEP:
-        images = pipe(**{**req, "guidance": w}).images
-        follows = f"\n{followed(images, req['prompt'])['all']}/{n} follow" if wanted else ""
-        rows.append((f"w = {w:g}{follows}", grid_image(images, nrow=n)))
-    return plots.image_rows_figure(rows, f"\"{req['prompt']}\": the same {n} seeds as w grows")
+        run = lambda cb, w=w: pipe(**{**req, "guidance": w, "callback": cb})  # noqa: E731
+        for kind, out, status in sample_updates(run, req["steps"], stop, lambda p: None, f"w = {w:g}",
+                                                PREVIEW_INTERVAL):
+            if kind == "stopped":
+                yield gr.skip(), f"**Stopped** after {len(rows)} of {len(SWEEP)} rows"
+                return
+            if kind == "progress":
+                yield gr.skip(), f"row {len(rows) + 1}/{len(SWEEP)}: {status}"
+        follows = f"\n{followed(out.images, req['prompt'])['all']}/{n} follow" if wanted else ""
+        rows.append((f"w = {w:g}{follows}", grid_image(out.images, nrow=n)))
+        yield (plots.image_rows_figure(rows, f"\"{req['prompt']}\": the same {n} seeds as w grows"),
+               f"sweep: {len(rows)}/{len(SWEEP)} rows")
 
 
 def _prompt_box():
@@ -226,17 +238,17 @@ def _prompt_box():
 
 def _controls(models: list) -> dict:
     """The left column: model, prompt, guidance, sampler and buttons."""
-    c = {"model": gr.Dropdown(models, value=models[0] if models else None, label="model", elem_id="t2i-model")}
+    c = {"model": inputs.Dropdown(models, value=models[0] if models else None, label="model", elem_id="t2i-model")}
     c["info"] = gr.Markdown("", elem_id="t2i-info")
     c["prompt"] = _prompt_box()
-    c["guidance"] = gr.Slider(MIN_UI_GUIDANCE, MAX_UI_GUIDANCE, value=3.0, step=0.25, label="guidance w",
+    c["guidance"] = inputs.Slider(MIN_UI_GUIDANCE, MAX_UI_GUIDANCE, value=3.0, step=0.25, label="guidance w",
                               info="w = 0: no guidance; w = -1: ignore the prompt; SD's guidance scale = 1 + w",
                               elem_id="t2i-w")
     entry = registry.get_entry(models[0]) if models else None  # the entry's measured best defaults
     c["solver"], c["steps"], c["spacing"] = (sampler_controls("t2i", entry.solver, entry.steps, entry.spacing) if entry
                                              else sampler_controls("t2i"))
-    c["seed"] = gr.Number(0, precision=0, label="seed", elem_id="t2i-seed")
-    c["batch"] = gr.Slider(1, MAX_BATCH, value=8, step=1, label="batch size", elem_id="t2i-batch")
+    c["seed"] = inputs.Number(0, precision=0, label="seed", elem_id="t2i-seed")
+    c["batch"] = inputs.Slider(1, MAX_BATCH, value=8, step=1, label="batch size", elem_id="t2i-batch")
     with gr.Row():
         c["run"] = gr.Button("Generate", variant="primary", elem_id="t2i-generate")
         c["sweep"] = gr.Button("Guidance sweep", elem_id="t2i-sweep")
@@ -255,14 +267,14 @@ def build_text2image_tab():
             status, preview, grid = image_outputs("t2i", "samples", "live: decoded x0_hat")
             judge = gr.Markdown("", elem_id="t2i-judge")
             download = gr.File(label="PNG with the generation parameters", elem_id="t2i-download")
+            sweep_status = gr.Markdown("", elem_id="t2i-sweep-status")
             sweep_plot = gr.Plot(show_label=False, elem_id="t2i-sweep-plot")
             gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}], elem_id="t2i-theory")
-    inputs = [c[k] for k in ("model", "prompt", "guidance", "solver", "steps", "spacing", "seed", "batch")]
-    event = c["run"].click(on_sample, inputs, [preview, grid, status, download, judge], api_name="t2i_sample",
-                           concurrency_limit=1, concurrency_id="t2i-sample")
-    submit = c["prompt"].submit(on_sample, inputs, [preview, grid, status, download, judge], api_name=False,
-                                concurrency_limit=1, concurrency_id="t2i-sample")  # Enter = Generate
-    sweep = c["sweep"].click(on_sweep, inputs, sweep_plot, api_name="t2i_sweep", concurrency_limit=1)
-    c["stop"].click(None, None, None, cancels=[event, submit, sweep])
+    values = [c[k] for k in ("model", "prompt", "guidance", "solver", "steps", "spacing", "seed", "batch")]
+    outputs = [preview, grid, status, download, judge]
+    c["run"].click(on_sample, values, outputs, api_name="t2i_sample", **serving.heavy(len(values)))
+    c["prompt"].submit(on_sample, values, outputs, api_name=False, **serving.heavy(len(values)))  # Enter = Generate
+    c["sweep"].click(on_sweep, values, [sweep_plot, sweep_status], api_name="t2i_sweep", **serving.heavy(len(values)))
+    c["stop"].click(STOPS.request, None, None, queue=False, api_name="t2i_stop")
     c["model"].change(model_info, c["model"], c["info"], api_name="t2i_info")
     return {"info": (model_info, [c["model"]], c["info"]), "targets": [Target(c["model"], text2image_models(), TASKS)]}

@@ -1,11 +1,14 @@
 """Toy 2D tab: train, sample and look at diffusion on point clouds. Layout and wiring only;
 the work is in zoo.toy2d and zoo.toy2d_views, the drawing in ui.plots."""
+import time
+
 import gradio as gr
 
 import zoo
-from ui import plots
-from ui.opened import Target
+from ui import inputs, plots, serving
 from ui.errors import as_float, as_int, friendly
+from ui.image_widgets import check_choice, check_sampler, eta_control, eta_update, solver_options
+from ui.opened import Target
 from zoo.data.toy2d import TOY_DATASETS, toy_density_image
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, SOLVERS, SPACINGS, DiffusionConfig
 from zoo.diffusion.spacing import MAX_STEPS
@@ -17,7 +20,6 @@ from zoo.gpu import GPU_SECONDS_CAP, gpu
 LIM = 3.0
 SOURCES = ("bundled", "trained here", "exact (gmm only)")
 MAX_UI_STEPS = 1000
-MAX_TRAIN_STEPS = 20_000
 TOY_GPU_SECONDS = 30  # a sample of 20,000 points with its likelihoods: seconds on a CPU
 FIELD_GPU_SECONDS = 10  # one network call on a 21 x 21 grid (also drawn when the page opens)
 
@@ -30,6 +32,8 @@ def pick_pipeline(source, dataset, schedule, trained):
     """The model the user chose: bundled weights, the one trained in this session, the
     exact denoiser of the Gaussian mixture, or a toy model opened from the Hub (its repo id;
     it brings its own data set)."""
+    check_choice(dataset, TOY_DATASETS, "dataset")
+    check_choice(schedule, SCHEDULES, "noise schedule")
     if registry.is_repo_ref(source):
         registry.entry_for(source, ("toy2d",))
         return zoo.load(source)
@@ -47,71 +51,92 @@ def pick_pipeline(source, dataset, schedule, trained):
     raise ValueError(f"model must be one of {list(SOURCES)} or a toy model's Hub repo id, got {source!r}")
 
 
-def _solver_options(solver, eta):
-    eta = as_float(eta, "eta", 0.0, 1.0)
-    return {"eta": eta} if solver == "ddim" else {}
-
-
-def _train_seconds(dataset, objective, schedule, steps, *rest):
+def _train_seconds(dataset, objective, schedule, steps, *rest, **_):
     try:
         return int(min(20 + 0.01 * float(steps), GPU_SECONDS_CAP))
     except (TypeError, ValueError, OverflowError):
         return GPU_SECONDS_CAP
 
 
-@friendly
+@friendly(status=1, outputs=3)
 @gpu(duration=_train_seconds)
 def on_train(dataset, objective, schedule, steps, progress=gr.Progress()):
-    steps = as_int(steps, "training steps", 100, MAX_TRAIN_STEPS)
+    """Streams (loss plot, status, trained pipeline); a cancel stops it at the next report."""
+    dataset, objective = check_choice(dataset, TOY_DATASETS, "dataset"), check_choice(objective, PARAMETERISATIONS,
+                                                                                       "objective")
+    schedule = check_choice(schedule, SCHEDULES, "noise schedule")
+    steps = as_int(steps, "training steps", 100, serving.TRAIN_BUDGET)
     config = ToyTrainConfig(dataset, DiffusionConfig(schedule=schedule, parameterisation=objective), steps=steps)
-    losses, pipe = [], None
+    losses = []
+    yield gr.skip(), f"training {steps} steps ...", gr.skip()
     for step, loss, seconds, pipe in train_steps(config, report_every=max(steps // 40, 1)):
         losses.append((step, loss))
         progress(step / steps, desc=f"training: step {step}/{steps}")
         fig = plots.curve_figure([s for s, _ in losses], [v for _, v in losses], "Training loss (live)",
                                  "step", "loss", logy=True)
         status = f"step {step}/{steps} · loss {loss:.4f} · {seconds:.1f} s"
-        yield fig, status, pipe
+        yield fig, status, pipe or gr.skip()
     yield fig, status + " · done: choose model **trained here** and Sample.", pipe
 
 
-@friendly
-@gpu(duration=TOY_GPU_SECONDS)
+def _sample_seconds(*_, **__):
+    return TOY_GPU_SECONDS
+
+
+def _numbers(pipe, out, n, swd, floor, ll, timing: dict) -> str:
+    split = ", ".join(f"{k} {v:.2f} s" for k, v in timing.items())
+    return (f"**{pipe.description}** · NFE **{out.nfe}** · **{sum(timing.values()):.2f} s** from click to result "
+            f"({split}) · sliced Wasserstein to data **{swd:.4f}** (two true sets of {n}: {floor:.4f}) · "
+            f"bits/dim: PF-ODE **{ll['ode_bpd']:.3f}**, variational bound **{ll['vlb_bpd']:.3f}**")
+
+
+@friendly(status=2, outputs=6)
+@gpu(duration=_sample_seconds)
 def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, n, eta):
-    pipe = pick_pipeline(source, dataset, schedule, trained)
-    dataset = pipe.dataset  # a model from the Hub brings its own
-    steps, seed = as_int(steps, "steps", 1, MAX_UI_STEPS), as_int(seed, "seed", 0, 2**31 - 1)
+    """(samples, trajectories, numbers, schedule plot, trajectory state, step slider); the
+    numbers say where the time went (likelihoods are computed once per model)."""
+    start = time.perf_counter()
+    steps, seed = check_sampler(solver, steps, spacing), as_int(seed, "seed", 0, 2**31 - 1)
     n = as_int(n, "number of points", 1, MAX_POINTS)
-    path, times, out = views.trajectories(pipe, n, steps, solver, seed, spacing, **_solver_options(solver, eta))
-    swd, floor = pipe.distance_to_data(out.points), views.noise_floor(dataset, n)
+    serving.check_budget(n, serving.passes(solver, steps), serving.POINT_BUDGET, "points")
+    pipe = pick_pipeline(source, dataset, schedule, trained)
+    dataset, timing = pipe.dataset, {}  # a model from the Hub brings its own data set
+    path, times, out = views.trajectories(pipe, n, steps, solver, seed, spacing, **solver_options(solver, eta))
+    timing["sampling"] = time.perf_counter() - start
+    mark = time.perf_counter()
     ll = views.likelihoods(pipe)
-    numbers = (f"**{pipe.description}** · NFE **{out.nfe}** · **{out.seconds:.2f} s** · "
-               f"sliced Wasserstein to data **{swd:.4f}** (two true sets of {n}: {floor:.4f}) · "
-               f"bits/dim: PF-ODE **{ll['ode_bpd']:.3f}**, variational bound **{ll['vlb_bpd']:.3f}**")
-    density = _density(dataset)
-    samples = plots.samples_figure(out.points, density, LIM, f"Samples over the data density\n{solver}, {steps} steps, {spacing}")
+    timing["likelihoods"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    swd, floor, density = pipe.distance_to_data(out.points), views.noise_floor(dataset, n), _density(dataset)
+    samples = plots.samples_figure(out.points, density, LIM, f"Samples over the data density\n{solver}, {steps} steps, "
+                                                             f"{spacing}")
     traj = plots.trajectories_figure(path[:, :150], times, len(times) - 1, LIM, density)
+    schedule_plot = plots.schedule_figure(pipe.schedule, steps, spacing)
+    timing["distances and plots"] = time.perf_counter() - mark
     slider = gr.Slider(minimum=0, maximum=len(times) - 1, value=len(times) - 1, step=1)
-    return samples, traj, numbers, plots.schedule_figure(pipe.schedule, steps, spacing), (path[:, :150], times, dataset), slider
+    return (samples, traj, _numbers(pipe, out, n, swd, floor, ll, timing), schedule_plot,
+            (path[:, :150], times, dataset), slider)
 
 
-@friendly
+@friendly(status=1, outputs=2)
 def on_step(trajectory, k):
     if trajectory is None:
         raise ValueError("Sample first: the trajectories come from the last sampling run.")
     path, times, dataset = trajectory
     k = as_int(k, "step", 0, len(times) - 1)
-    return plots.trajectories_figure(path, times, k, LIM, _density(dataset))
+    return plots.trajectories_figure(path, times, k, LIM, _density(dataset)), ""
 
 
-@friendly
+@friendly(status=1, outputs=2)
 def on_forward(dataset, schedule):
-    return plots.forward_figure(views.forward_snapshots(dataset, schedule), LIM)
+    dataset, schedule = check_choice(dataset, TOY_DATASETS, "dataset"), check_choice(schedule, SCHEDULES, "schedule")
+    return plots.forward_figure(views.forward_snapshots(dataset, schedule), LIM), ""
 
 
-@friendly
+@friendly(status=1, outputs=2)
 @gpu(duration=FIELD_GPU_SECONDS)
 def on_field(source, dataset, schedule, trained, t, kind):
+    kind = check_choice(kind, views.FIELD_KINDS, "field")
     pipe = pick_pipeline(source, dataset, schedule, trained)
     dataset = pipe.dataset
     t = as_float(t, "t", 0.0, 1.0)
@@ -121,22 +146,24 @@ def on_field(source, dataset, schedule, trained, t, kind):
     if dataset == "gmm" and source != SOURCES[2]:
         exact = exact_pipeline(pipe.schedule)
         fields.append(("exact (mixture)", *views.vector_field(exact.denoiser, pipe.schedule, t, kind, LIM)))
-    return plots.field_figure(fields, LIM, f"{kind} field at t = {t:.3f} ({pipe.schedule})")
+    return plots.field_figure(fields, LIM, f"{kind} field at t = {t:.3f} ({pipe.schedule})"), ""
 
 
-@friendly
+@friendly(status=1, outputs=2)
 @gpu(duration=2 * TOY_GPU_SECONDS)
 def on_compare(source, dataset, schedule, trained, seed, progress=gr.Progress()):
     pipe = pick_pipeline(source, dataset, schedule, trained)
     dataset = pipe.dataset
     seed = as_int(seed, "seed", 0, 2**31 - 1)
     results = views.compare_solvers(pipe, seed=seed, progress=progress)
-    return plots.compare_figure(results, views.noise_floor(dataset, 2000, seed))
+    return plots.compare_figure(results, views.noise_floor(dataset, 2000, seed)), ""
 
 
-@friendly
+@friendly(status=1, outputs=2)
 def on_schedule(schedule, steps, spacing):
-    return plots.schedule_figure(schedule, as_int(steps, "steps", 1, MAX_STEPS), spacing)
+    schedule = check_choice(schedule, SCHEDULES, "schedule")
+    check_choice(spacing, SPACINGS, "step spacing")
+    return plots.schedule_figure(schedule, as_int(steps, "steps", 1, MAX_STEPS), spacing), ""
 
 
 def build_toy_tab():
@@ -147,21 +174,22 @@ def build_toy_tab():
                 "and watch the forward noising, the reverse trajectories and the learned field.")
     with gr.Row():
         with gr.Column(scale=1, min_width=280):
-            dataset = gr.Dropdown(list(TOY_DATASETS), value="moons", label="dataset", elem_id="toy-dataset")
-            objective = gr.Dropdown(list(PARAMETERISATIONS), value="eps", label="objective (what the net predicts)",
-                                    elem_id="toy-objective")
-            schedule = gr.Dropdown(sorted(SCHEDULES), value="vp-cosine", label="noise schedule", elem_id="toy-schedule")
-            train_steps_box = gr.Slider(100, MAX_TRAIN_STEPS, value=ToyTrainConfig().steps, step=100, label="training steps",
-                                        elem_id="toy-train-steps")
+            dataset = inputs.Dropdown(list(TOY_DATASETS), value="moons", label="dataset", elem_id="toy-dataset")
+            objective = inputs.Dropdown(list(PARAMETERISATIONS), value="eps", label="objective (what the net predicts)",
+                                        elem_id="toy-objective")
+            schedule = inputs.Dropdown(sorted(SCHEDULES), value="vp-cosine", label="noise schedule",
+                                       elem_id="toy-schedule")
+            train_steps_box = inputs.Slider(100, serving.TRAIN_BUDGET, value=ToyTrainConfig().steps, step=100,
+                                            label="training steps", elem_id="toy-train-steps")
             train_btn = gr.Button("Train", variant="primary", elem_id="toy-train")
             train_status = gr.Markdown("", elem_id="toy-train-status")
-            source = gr.Radio(list(SOURCES), value="bundled", label="model", elem_id="toy-source")
-            solver = gr.Dropdown(sorted(SOLVERS), value="heun", label="solver", elem_id="toy-solver")
-            spacing = gr.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="toy-spacing")
-            steps = gr.Slider(1, MAX_UI_STEPS, value=20, step=1, label="steps", elem_id="toy-steps")
-            eta = gr.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (ddim only)", elem_id="toy-eta")
-            seed = gr.Number(0, precision=0, label="seed", elem_id="toy-seed")
-            n = gr.Slider(100, MAX_POINTS, value=2000, step=100, label="number of points", elem_id="toy-n")
+            source = inputs.Radio(list(SOURCES), value="bundled", label="model", elem_id="toy-source")
+            solver = inputs.Dropdown(sorted(SOLVERS), value="heun", label="solver", elem_id="toy-solver")
+            spacing = inputs.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="toy-spacing")
+            steps = inputs.Slider(1, MAX_UI_STEPS, value=20, step=1, label="steps", elem_id="toy-steps")
+            eta = eta_control("toy")
+            seed = inputs.Number(0, precision=0, label="seed", elem_id="toy-seed")
+            n = inputs.Slider(100, MAX_POINTS, value=2000, step=100, label="number of points", elem_id="toy-n")
             sample_btn = gr.Button("Sample", variant="primary", elem_id="toy-sample")
             compare_btn = gr.Button("Compare solvers", elem_id="toy-compare")
         with gr.Column(scale=3):
@@ -169,30 +197,40 @@ def build_toy_tab():
             with gr.Row():
                 samples_plot = gr.Plot(label="samples over the data density", show_label=False, elem_id="toy-samples")
                 traj_plot = gr.Plot(label="reverse trajectories", show_label=False, elem_id="toy-trajectories")
-            step_slider = gr.Slider(0, 20, value=20, step=1, label="step through the reverse process",
-                                    elem_id="toy-step")
+            step_slider = inputs.Slider(0, 20, value=20, step=1, label="step through the reverse process",
+                                        elem_id="toy-step")
             loss_plot = gr.Plot(label="training loss", show_label=False, elem_id="toy-loss")
             forward_plot = gr.Plot(label="forward process", show_label=False, elem_id="toy-forward")
             with gr.Row():
-                field_t = gr.Slider(0.0, 1.0, value=0.3, step=0.01, label="field at t", elem_id="toy-field-t")
-                field_kind = gr.Radio(list(views.FIELD_KINDS), value="score", label="field", elem_id="toy-field-kind")
+                field_t = inputs.Slider(0.0, 1.0, value=0.3, step=0.01, label="field at t", elem_id="toy-field-t")
+                field_kind = inputs.Radio(list(views.FIELD_KINDS), value="score", label="field",
+                                          elem_id="toy-field-kind")
+            message = gr.Markdown("", elem_id="toy-message")  # the plots' own messages (the numbers stay)
             field_plot = gr.Plot(label="learned field", show_label=False, elem_id="toy-field")
             schedule_plot = gr.Plot(label="noise schedule", show_label=False, elem_id="toy-schedule-plot")
             compare_plot = gr.Plot(label="compare solvers", show_label=False, elem_id="toy-compare-plot")
 
     model = [source, dataset, schedule, trained]
-    train_btn.click(on_train, [dataset, objective, schedule, train_steps_box], [loss_plot, train_status, trained],
-                    api_name="toy_train")
-    sample_btn.click(on_sample, model + [solver, steps, spacing, seed, n, eta],
-                     [samples_plot, traj_plot, numbers, schedule_plot, trajectory, step_slider], api_name="toy_sample"
-                     ).success(on_field, model + [field_t, field_kind], field_plot, api_name=False)
-    step_slider.release(on_step, [trajectory, step_slider], traj_plot, api_name="toy_step")
+    train_inputs = [dataset, objective, schedule, train_steps_box]
+    train_btn.click(on_train, train_inputs, [loss_plot, train_status, trained], api_name="toy_train",
+                    **serving.heavy(len(train_inputs)))
+    sample_inputs = model + [solver, steps, spacing, seed, n, eta]
+    sample_btn.click(on_sample, sample_inputs, [samples_plot, traj_plot, numbers, schedule_plot, trajectory,
+                                                step_slider], api_name="toy_sample", **serving.heavy(len(sample_inputs))
+                     ).success(on_field, model + [field_t, field_kind], [field_plot, message], api_name=False)
+    # .input fires as a value is typed or dragged (.release only when the box loses focus)
+    step_slider.input(on_step, [trajectory, step_slider], [traj_plot, message], api_name="toy_step",
+                      trigger_mode="always_last")
     for trigger in (dataset.change, schedule.change):
-        trigger(on_forward, [dataset, schedule], forward_plot, api_name=False)
-    gr.on([field_t.release, field_kind.change], on_field, model + [field_t, field_kind], field_plot, api_name="toy_field")
-    gr.on([steps.release, spacing.change], on_schedule, [schedule, steps, spacing], schedule_plot, api_name="toy_schedule")
-    compare_btn.click(on_compare, model + [seed], compare_plot, api_name="toy_compare")
+        trigger(on_forward, [dataset, schedule], [forward_plot, message], api_name=False)
+    gr.on([field_t.input, field_kind.change], on_field, model + [field_t, field_kind], [field_plot, message],
+          api_name="toy_field", trigger_mode="always_last")
+    gr.on([steps.input, spacing.change], on_schedule, [schedule, steps, spacing], [schedule_plot, message],
+          api_name="toy_schedule", trigger_mode="always_last")
+    solver.change(eta_update, solver, eta, api_name=False, queue=False)
+    compare_btn.click(on_compare, model + [seed], [compare_plot, message], api_name="toy_compare",
+                      **serving.heavy(len(model) + 1))
     return {"targets": [Target(source, list(SOURCES), ("toy2d",))],
-            "forward": (on_forward, [dataset, schedule], forward_plot),
-            "schedule": (on_schedule, [schedule, steps, spacing], schedule_plot),
-            "field": (on_field, model + [field_t, field_kind], field_plot)}
+            "forward": (on_forward, [dataset, schedule], [forward_plot, message]),
+            "schedule": (on_schedule, [schedule, steps, spacing], [schedule_plot, message]),
+            "field": (on_field, model + [field_t, field_kind], [field_plot, message])}

@@ -13,6 +13,7 @@ import re
 import gradio as gr
 
 import zoo
+from ui import inputs
 from ui.errors import USER_ERRORS, friendly
 from ui.image_widgets import upscaled
 from zoo import hub, registry
@@ -139,14 +140,14 @@ def build_zoo_tab(targets: list | None = None) -> dict:
     text, image = card_view(first)
     with gr.Row():
         with gr.Column(scale=3):
-            choice = gr.Dropdown(names, value=first, label="Model", elem_id="zoo-model")
+            choice = inputs.Dropdown(names, value=first, label="Model", elem_id="zoo-model")
             card = gr.Markdown(text, elem_id="zoo-card")
         with gr.Column(scale=2):
             samples = gr.Image(value=image, label="Samples", type="pil", interactive=False, elem_id="zoo-samples")
-    choice.change(friendly(card_view), inputs=choice, outputs=[card, samples], api_name="zoo_card")
+    choice.change(friendly(card_view, status=0, outputs=2), inputs=choice, outputs=[card, samples], api_name="zoo_card")
     refresh.click(table_rows, outputs=table, api_name="zoo_table")
     outputs = [status, card, samples, choice, opened, *[t.component for t in targets]]
-    opener = friendly(lambda text, state: open_repo(text, state, targets))
+    opener = friendly(lambda text, state: open_repo(text, state, targets), status=0, outputs=len(outputs))
     open_btn.click(opener, [repo, opened], outputs, api_name="zoo_open", concurrency_id="zoo-open",
                    concurrency_limit=2)
     repo.submit(opener, [repo, opened], outputs, api_name=False, concurrency_id="zoo-open")  # Enter = Open

@@ -185,13 +185,18 @@ def names_for(*tasks: str) -> list[str]:
     return [e.name for task in tasks for e in ENTRIES if e.task == task]
 
 
+def _a(task: str) -> str:
+    return f"an {task}" if task[0] in "aeiou" else f"a {task}"
+
+
 def entry_for(name: str, tasks: tuple, what: str = "model") -> ZooEntry:
     """`lookup(name)`, refused with a clear message unless its task is one of `tasks`."""
     if not isinstance(name, str) or not name.strip():
         raise ValueError(f"choose a {what}: one of {names_for(*tasks)} or a Hub repo id 'owner/name'")
     entry = lookup(name.strip())
     if entry.task not in tasks:
-        raise ValueError(f"{name} is a {entry.task} model; this needs a {' or '.join(tasks)} {what}")
+        raise ValueError(f"{name} is {_a(entry.task)} model; this {what} must be "
+                         f"{' or '.join(_a(t) for t in tasks)} model")
     return entry
 
 

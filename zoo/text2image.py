@@ -62,19 +62,30 @@ class LatentSpace:
         return torch.cat([self.encode(chunk.to(device)) for chunk in x.split(batch)])
 
 
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028\u2029\ufeff]")  # C0/C1 controls, zero-width, separators
+
+
+def clean_prompt(prompt: str) -> str:
+    """Control and invisible characters become spaces, runs of spaces one: a tab or a NUL
+    inside a word would split it into pieces the model never saw (and confuse the judge)."""
+    return " ".join(CONTROL.sub(" ", prompt).split())
+
+
 def check_prompts(prompt, n: int) -> list:
-    """One prompt for all n samples, or a list of n prompts; each a non-empty string."""
+    """One prompt for all n samples, or a list of n prompts; each a non-empty string,
+    cleaned of control characters."""
     prompts = [prompt] * n if isinstance(prompt, str) else prompt
     if not isinstance(prompts, (list, tuple)) or not all(isinstance(p, str) for p in prompts):
         raise ValueError(f"prompt must be a string or a list of strings, got {type(prompt).__name__}")
     if len(prompts) != n:
         raise ValueError(f"got {len(prompts)} prompts for {n} samples; give one prompt, or one per sample")
     for p in prompts:
-        if not p.strip():
-            raise ValueError("prompt is empty: describe the image, e.g. 'a small red circle in the top left'")
         if len(p) > MAX_PROMPT_CHARS:
             raise ValueError(f"prompt too long: {len(p)} characters, at most {MAX_PROMPT_CHARS}")
-    return [p.strip() for p in prompts]
+    prompts = [clean_prompt(p) for p in prompts]
+    if not all(prompts):
+        raise ValueError("prompt is empty: describe the image, e.g. 'a small red circle in the top left'")
+    return prompts
 
 
 class TextToImagePipeline:

@@ -6,15 +6,21 @@ from servers.olah_mirror import free_port
 
 @contextmanager
 def running_app():
-    """Yields the local URL of a freshly built app; closes the server afterwards."""
-    from app import build_app
+    """Yields the local URL of a freshly built app, queued as app.py's main() queues it
+    (ui.serving.queue, which sets torch's threads for the app's workers); closes the server
+    and restores the test suite's thread count afterwards."""
+    import torch
 
-    demo = build_app()
-    demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    from app import build_app
+    from ui import serving
+
+    threads, demo = torch.get_num_threads(), build_app()
+    serving.queue(demo).launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield demo.local_url
     finally:
         demo.close()
+        torch.set_num_threads(threads)
 
 
 @contextmanager

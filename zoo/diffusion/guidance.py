@@ -38,6 +38,15 @@ def check_interval(interval) -> Optional[Tuple[float, float]]:
     return lo, hi
 
 
+def guided_steps(grid_t, interval) -> int:
+    """How many of a sampling grid's times (t_max .. t_min, the clean point excluded) fall
+    in the guidance interval: 0 means guidance would never act (an interval such as
+    [0.5, 0.5] between two grid times)."""
+    interval = check_interval(interval)
+    times = [float(t) for t in grid_t[:-1]]
+    return len(times) if interval is None else sum(interval[0] <= t <= interval[1] for t in times)
+
+
 def classifier_free_guidance(denoiser: Callable, w: float, cond: dict, uncond: dict,
                              interval: Optional[Tuple[float, float]] = None) -> Callable:
     """A denoiser D_w(x, t). Outside `interval` = (t_lo, t_hi) the conditional model alone
