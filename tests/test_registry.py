@@ -111,7 +111,7 @@ def test_zoo_tab_lists_entries_and_cards(tmp_path, monkeypatch, test_entry):
     rows = {r[0]: r for r in zoo_tab.table_rows()}
     assert rows["tiny-test"][2] == "bundled" and rows["mnist"][4].startswith("python -m trainers.pixels")
     text, image = zoo_tab.card_view("tiny-test")
-    assert "python train.py" in text and "diffusion-zoo" in text and image.size == (6, 6)
+    assert "python train.py" in text and "diffusion-zoo" in text and Image.open(image).size == (6, 6)
     missing, none = zoo_tab.card_view("toy-moons")
     assert none is None and ("Weights missing" in missing or registry.source("toy-moons") == "bundled")
     with gr.Blocks() as demo:

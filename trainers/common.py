@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 
 from trainers.state_files import (flatten_optimizer, rng_state, set_rng_state, state_tensors,
                                   unflatten_optimizer)
-from zoo import hub
+from zoo import cpu, hub
 from zoo.optim import LR_DECAYS, ema_multi_avg_fn, learning_rate
 
 
@@ -334,6 +334,8 @@ class _Loop:
 
     def __init__(self, net, loss_fn, batch_fn, cfg: LoopConfig, release: Release, sample_fn, optimizer_fn):
         self.cfg, self.release, self.loss_fn, self.batch_fn, self.sample_fn = cfg, release, loss_fn, batch_fn, sample_fn
+        # the processes of this machine share its cores (zoo.cpu: one place for the app and the trainers)
+        cpu.set_threads(int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
         tracker = "tensorboard" if is_tensorboard_available() else None
         # cpu=True without a GPU: under torchrun (`accelerate launch --multi_gpu`) accelerate then
         # picks MULTI_CPU with gloo instead of running every process as a lone single process.

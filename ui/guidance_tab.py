@@ -12,8 +12,8 @@ import zoo
 from ui import inputs, plots, serving
 from ui.errors import USER_ERRORS, as_float, as_int, friendly
 from ui.guidance_toy import build_exact_section
-from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, preview_image, sampler_controls,
-                              save_png, upscaled)
+from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen, preview_image,
+                              sampler_controls, save_png, upscaled)
 from ui.opened import Target
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
@@ -165,11 +165,13 @@ def on_sample(model, classifier, *values, request: gr.Request = None):
                                               PREVIEW_INTERVAL):
         if kind != "done":
             yield value if kind == "progress" else gr.skip(), gr.skip(), status, gr.skip()
+        if kind == "stopped":
+            return
     out = value
     status = (_status(req, out, per_class, time.perf_counter() - start)
               + _verdict(clf, classifier, out.images, req["labels"], req["classifier_scale"]))
     parameters = {"model": model, "classifier": classifier, **req, "nfe": out.nfe}
-    yield (gr.skip(), upscaled(grid_image(out.images, nrow=per_class)), status,
+    yield (gr.skip(), on_screen(upscaled(grid_image(out.images, nrow=per_class))), status,
            save_png(out.images, parameters, nrow=per_class))
 
 

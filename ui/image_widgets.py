@@ -3,6 +3,7 @@ x_t | x0_hat preview and the output images. Layout only."""
 import re
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import gradio as gr
@@ -20,6 +21,20 @@ MAX_UI_STEPS = 1000
 PREVIEW_IMAGES = 16
 PREVIEW_INTERVAL = 0.3  # seconds between live previews
 DOWNLOADS = Path(tempfile.gettempdir()) / "zoo-downloads"
+SCREEN = Path(tempfile.gettempdir()) / "zoo-screen"
+SCREEN_AGE = 300  # seconds: Gradio copies a shown file into its own cache at once
+
+
+def on_screen(image: Image.Image) -> str:
+    """`image` as a file of its own, for an Image output. Gradio writes a PIL output into its
+    cache under the hash of its bytes, truncating first: two visitors shown the same image at
+    the same moment (the same seed and settings) could be sent a half-written file. A file
+    path is copied into the cache atomically instead."""
+    SCREEN.mkdir(parents=True, exist_ok=True)
+    _forget_old(SCREEN, SCREEN_AGE)
+    path = SCREEN / f"{uuid.uuid4().hex}.png"
+    image.save(path)
+    return str(path)
 
 
 def upscaled(image, width: int = 420):
@@ -28,7 +43,7 @@ def upscaled(image, width: int = 420):
     return image.resize((image.width * k, image.height * k), resample=0)
 
 
-def preview_image(schedule: str, progress) -> Image.Image:
+def preview_image(schedule: str, progress) -> str:
     """x_t (rescaled to unit variance, so noise is visible) beside x0_hat, for the first images."""
     alpha, sigma = (float(v) for v in get_schedule(schedule).alpha_sigma(torch.tensor(progress.t, dtype=torch.float64)))
     x_t = progress.x_t[:PREVIEW_IMAGES] / (alpha**2 + sigma**2) ** 0.5
@@ -36,7 +51,7 @@ def preview_image(schedule: str, progress) -> Image.Image:
     left, right = grid_image(to_uint8(x_t)), grid_image(to_uint8(x0))
     gap = np.full((left.height, 12, *np.asarray(left).shape[2:]), 255, np.uint8)
     both = np.concatenate([np.asarray(left), gap, np.asarray(right)], axis=1)
-    return upscaled(Image.fromarray(both), 640)
+    return on_screen(upscaled(Image.fromarray(both), 640))
 
 
 def sampler_controls(prefix: str, solver: str = "dpmpp_2m", steps: int = 20, spacing: str = "logsnr"):
@@ -94,10 +109,10 @@ def image_outputs(prefix: str, grid_label: str, preview_label: str = "live: x_t 
     return status, *images
 
 
-def _forget_old_downloads(age: float = CACHE_AGE) -> None:
-    """Downloads older than `age` seconds go: the folder must not grow without bound."""
+def _forget_old(folder: Path, age: float = CACHE_AGE) -> None:
+    """Files of `folder` older than `age` seconds go: it must not grow without bound."""
     cutoff = time.time() - age
-    for path in DOWNLOADS.glob("*.png"):
+    for path in folder.glob("*.png"):
         try:
             if path.stat().st_mtime < cutoff:
                 path.unlink()
@@ -109,10 +124,12 @@ def save_png(images: np.ndarray, parameters: dict, nrow=None) -> str:
     """The grid at native size as a PNG whose 'parameters' text chunk holds the settings
     (model, solver, steps and seed are in the file name too); returns its path."""
     DOWNLOADS.mkdir(parents=True, exist_ok=True)
-    _forget_old_downloads()
+    _forget_old(DOWNLOADS)
     model = re.sub(r"[^A-Za-z0-9._-]+", "--", str(parameters["model"]))  # a repo id "owner/name@rev" is no file name
-    name = "{}_{solver}_{steps}steps_seed{seed}_{stamp}.png".format(model, stamp=int(time.time() * 1000),
-                                                                   **{k: v for k, v in parameters.items() if k != "model"})
+    # a unique name: two visitors asking for the same thing in the same millisecond must not
+    # overwrite a file the server is still sending to the other
+    name = "{}_{solver}_{steps}steps_seed{seed}_{tag}.png".format(
+        model, tag=uuid.uuid4().hex[:12], **{k: v for k, v in parameters.items() if k != "model"})
     path = DOWNLOADS / name
     path.write_bytes(png_with_parameters(grid_image(images, nrow=nrow), parameters))
     return str(path)

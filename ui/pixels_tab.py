@@ -8,8 +8,8 @@ import gradio as gr
 import zoo
 from ui import inputs, plots, serving
 from ui.errors import as_int, friendly
-from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, eta_control, eta_update, image_outputs, preview_image,
-                              sampler_controls, save_png, solver_options, upscaled)
+from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, eta_control, eta_update, image_outputs, on_screen,
+                              preview_image, sampler_controls, save_png, solver_options, upscaled)
 from ui.opened import Target
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
@@ -71,12 +71,14 @@ def on_sample(model, solver, steps, spacing, eta, seed, batch, request: gr.Reque
                                               PREVIEW_INTERVAL):
         if kind != "done":
             yield value if kind == "progress" else gr.skip(), gr.skip(), status, gr.skip(), gr.skip()
+        if kind == "stopped":
+            return
     out, seconds, batch = value, time.perf_counter() - start, req.pop("n")
     parameters = {"model": model, **req, "batch": batch, "nfe": out.nfe, "schedule": get_schedule(pipe.schedule).name}
     status = (f"**{batch} images** · {solver}, {req['steps']} steps ({spacing}) · NFE **{out.nfe}** · "
               f"**{seconds:.2f} s** from click to result (sampling {out.seconds:.2f} s) · seeds "
               f"{req['seed']}..{req['seed'] + batch - 1} (image i uses seed + i)")
-    yield gr.skip(), upscaled(grid_image(out.images)), status, save_png(out.images, parameters), gr.skip()
+    yield gr.skip(), on_screen(upscaled(grid_image(out.images))), status, save_png(out.images, parameters), gr.skip()
 
 
 def build_pixels_tab():

@@ -11,6 +11,7 @@
 * Gradio's temporary files (previews, downloads) are deleted after `CACHE_AGE` seconds.
 """
 import inspect
+import asyncio
 
 import gradio as gr
 
@@ -41,7 +42,23 @@ def queue(demo: gr.Blocks) -> gr.Blocks:
     """The app's queue and torch's threads, set once at start-up."""
     cpu.set_threads(WORKERS)
     _SERVED[:] = [demo]
-    return demo.queue(default_concurrency_limit=WORKERS, max_size=MAX_QUEUE)
+    demo.queue(default_concurrency_limit=WORKERS, max_size=MAX_QUEUE)
+    _one_join_at_a_time(demo._queue)
+    return demo
+
+
+def _one_join_at_a_time(queue) -> None:
+    """Gradio runs an event's validator, then records the event in its queue. A burst of
+    one visitor's submits would all pass the per-session count before any is recorded;
+    serialising each session's joins (validator + record) makes the count exact."""
+    push = queue.push
+    locks = [asyncio.Lock() for _ in range(64)]  # sessions share a lock by hash: bounded, rarely contended
+
+    async def push_in_turn(body, request, username):
+        async with locks[hash(body.session_hash) % len(locks)]:
+            return await push(body, request, username)
+
+    queue.push = push_in_turn
 
 
 def session_limit(n_inputs: int):

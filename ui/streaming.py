@@ -57,6 +57,7 @@ class StopRequests:
 
 
 STOPS = StopRequests()
+SAMPLER_THREAD = "zoo-sampler"  # the worker threads' name: a test can see that none is left running
 
 
 def stream_sampling(run: Callable[[Callable], Any], interval: float = 0.3,
@@ -80,7 +81,7 @@ def stream_sampling(run: Callable[[Callable], Any], interval: float = 0.3,
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             state["error"] = err
 
-    worker = threading.Thread(target=work, daemon=True)
+    worker = threading.Thread(target=work, daemon=True, name=SAMPLER_THREAD)
     worker.start()
     shown: Optional[Progress] = None
     try:

@@ -13,8 +13,8 @@ import zoo
 from ui import inputs, plots, serving
 from ui.opened import Target
 from ui.errors import as_float, as_int, friendly
-from ui.image_widgets import (PREVIEW_IMAGES, PREVIEW_INTERVAL, check_sampler, image_outputs, sampler_controls,
-                              save_png, upscaled)
+from ui.image_widgets import (PREVIEW_IMAGES, PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen,
+                              sampler_controls, save_png, upscaled)
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.data import shapes
@@ -119,9 +119,9 @@ def _nrow(n: int) -> int:
     return min(n, 4) if n <= 16 else 8
 
 
-def show(images):
+def show(images) -> str:
     """uint8 (n, 32, 32, 3) -> the on-screen grid, upscaled so the shapes are visible."""
-    return upscaled(grid_image(images, nrow=_nrow(len(images))), SHOW_WIDTH)
+    return on_screen(upscaled(grid_image(images, nrow=_nrow(len(images))), SHOW_WIDTH))
 
 
 def misses(seen: dict, wanted: dict) -> list:
@@ -194,6 +194,8 @@ def on_sample(model, prompt, guidance, solver, steps, spacing, seed, batch, requ
                                               PREVIEW_INTERVAL):
         if kind != "done":
             yield value if kind == "progress" else gr.skip(), gr.skip(), status, gr.skip(), gr.skip()
+        if kind == "stopped":
+            return
     out = value
     summary, details = judge_report(out.images, req["prompt"])
     parameters = {"model": model, **req, "nfe": out.nfe, "schedule": pipe.schedule}

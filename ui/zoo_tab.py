@@ -15,7 +15,7 @@ import gradio as gr
 import zoo
 from ui import inputs
 from ui.errors import USER_ERRORS, friendly
-from ui.image_widgets import upscaled
+from ui.image_widgets import on_screen, upscaled
 from zoo import hub, registry
 from zoo.gpu import gpu
 from zoo.pixels import grid_image
@@ -69,7 +69,7 @@ def card_view(name: str):
     image = _samples(folder)
     if image is None and entry.task == "unconditional":
         image = preview_grid(name, registry.stamp(folder))
-    return f"{header}\n\n{_card_text(folder)}", image
+    return f"{header}\n\n{_card_text(folder)}", on_screen(image) if image is not None else None
 
 
 def _samples(folder):

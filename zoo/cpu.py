@@ -41,9 +41,11 @@ def workers(max_workers: int = 4) -> int:
 
 
 def set_threads(concurrent: int = 1) -> int:
-    """torch's intra-op threads for `concurrent` workers sharing this process's cores;
-    returns the number set. Interop threads are one: the zoo's models run one op at a time."""
-    threads = max(1, cores() // max(1, concurrent))
+    """torch's intra-op threads for `concurrent` workers sharing this process's cores, or
+    $ZOO_THREADS when set (a run placed beside other work by hand); returns the number set.
+    Interop threads are one: the zoo's models run one op at a time."""
+    override = os.environ.get("ZOO_THREADS", "").strip()
+    threads = int(override) if override.isdigit() and int(override) > 0 else max(1, cores() // max(1, concurrent))
     torch.set_num_threads(threads)
     try:
         torch.set_num_interop_threads(1)
