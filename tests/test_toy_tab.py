@@ -35,7 +35,8 @@ def test_train_streams_the_loss_curve_then_samples_the_trained_model(client):
     job = client.submit("gmm", "eps", "vp-cosine", 200, api_name="/toy_train")
     updates = list(job)[1:]  # the first says "training ..."
     assert len(updates) >= 3  # live updates while it trains, not one final answer
-    assert all(is_plot(plot) for plot, _ in updates)
+    assert is_plot(updates[0][0]) and is_plot(updates[-1][0])  # drawn at the start, then at most every PLOT_EVERY s
+    assert all(status.startswith("step ") for _, status in updates)
     assert "step 200/200" in updates[-1][1] and "done" in updates[-1][1]
     samples, traj, numbers, schedule, slider = client.predict(
         "trained here", "gmm", "vp-cosine", "heun", 10, "logsnr", 0, 500, 0.0, api_name="/toy_sample")

@@ -22,6 +22,7 @@ SOURCES = ("bundled", "trained here", "exact (gmm only)")
 MAX_UI_STEPS = 1000
 TOY_GPU_SECONDS = 30  # a sample of 20,000 points with its likelihoods: seconds on a CPU
 FIELD_GPU_SECONDS = 10  # one network call on a 21 x 21 grid (also drawn when the page opens)
+PLOT_EVERY = 1.5  # seconds of training between live loss plots (each takes ~0.25 s to draw and send)
 
 
 def _density(dataset):
@@ -67,14 +68,16 @@ def on_train(dataset, objective, schedule, steps, progress=gr.Progress()):
     schedule = check_choice(schedule, SCHEDULES, "noise schedule")
     steps = as_int(steps, "training steps", 100, serving.TRAIN_BUDGET)
     config = ToyTrainConfig(dataset, DiffusionConfig(schedule=schedule, parameterisation=objective), steps=steps)
-    losses = []
+    losses, drawn = [], -PLOT_EVERY
     yield gr.skip(), f"training {steps} steps ...", gr.skip()
     for step, loss, seconds, pipe in train_steps(config, report_every=max(steps // 40, 1)):
         losses.append((step, loss))
         progress(step / steps, desc=f"training: step {step}/{steps}")
-        fig = plots.curve_figure([s for s, _ in losses], [v for _, v in losses], "Training loss (live)",
-                                 "step", "loss", logy=True)
         status = f"step {step}/{steps} · loss {loss:.4f} · {seconds:.1f} s"
+        fig = gr.skip()
+        if seconds - drawn >= PLOT_EVERY or pipe is not None:  # drawing costs ~0.25 s: not at every report
+            fig, drawn = plots.curve_figure([s for s, _ in losses], [v for _, v in losses], "Training loss (live)",
+                                            "step", "loss", logy=True), seconds
         yield fig, status, pipe or gr.skip()
     yield fig, status + " · done: choose model **trained here** and Sample.", pipe
 
