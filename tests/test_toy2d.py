@@ -8,7 +8,7 @@ import torch
 import zoo
 from tests.gmm_cases import mixture
 from zoo.data.toy2d import TOY_DATASETS, sample_toy
-from zoo.diffusion import get_schedule
+from zoo.diffusion import SOLVERS, get_schedule
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.toy2d import ToyTrainConfig, exact_pipeline, load_pipeline, train_pipeline, train_steps
 from zoo.toy2d_views import (compare_solvers, forward_snapshots, likelihoods, noise_floor, trajectories,
@@ -88,7 +88,7 @@ def test_trajectories_and_likelihoods_on_the_exact_mixture():
 
 def test_compare_solvers_covers_every_solver():
     results = compare_solvers(exact_pipeline("vp-cosine"), nfes=(4, 16), n=300)
-    assert len(results) == 7
+    assert len(results) == len(SOLVERS)
     for solver, points in results.items():
         assert len(points) == 2 and all(nfe <= budget for (nfe, _), budget in zip(points, (4, 16))), solver
         assert all(math.isfinite(d) for _, d in points)
