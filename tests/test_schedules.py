@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from zoo.diffusion import SCHEDULES, SPACINGS, ddpm_discretisation, get_schedule, make_grid
+from zoo.diffusion import FIXED_SPACINGS, SCHEDULES, ddpm_discretisation, get_schedule, make_grid
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
@@ -51,7 +51,7 @@ def test_ve_and_flow_are_what_their_papers_say():
     assert torch.equal(flow.alpha(t), 1 - t) and torch.equal(flow.sigma(t), t)
 
 
-@pytest.mark.parametrize("spacing", sorted(SPACINGS))
+@pytest.mark.parametrize("spacing", sorted(FIXED_SPACINGS))  # "optimized" is per model: tests/test_optimize_steps.py
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
 def test_grid_runs_from_t_max_to_t_min_then_clean(name, spacing):
     s = SCHEDULES[name]

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, LogFormatterMathtext, NullFormatter
 from PIL import Image
 
-from zoo.diffusion import SCHEDULES, get_schedule, make_grid
+from zoo.diffusion import FIXED_SPACINGS, SCHEDULES, get_schedule, make_grid
 
 COLORS = {"vp-linear": "tab:blue", "vp-cosine": "tab:orange", "ve": "tab:green", "flow": "tab:red"}
 MODEL_COLOR = "tab:purple"  # a model's own schedule (a published model's discrete betas)
@@ -41,7 +41,8 @@ def schedule_figure(selected, steps: int, spacing: str):
     marked with dots on its curves."""
     fig, axes = subplots(1, 3, figsize=(13, 3.6))
     chosen = get_schedule(selected)
-    grid = make_grid(chosen, steps, spacing)
+    # "optimized" times belong to a model and solver, not to the schedule: not marked here
+    grid = make_grid(chosen, steps, spacing) if spacing in FIXED_SPACINGS else None
     for name, sch in {**SCHEDULES, chosen.name: chosen}.items():
         t = torch.linspace(0, 1, 400, dtype=torch.float64)
         t = t if name in SCHEDULES else t.clamp(sch.t_min, sch.t_max)
@@ -51,11 +52,12 @@ def schedule_figure(selected, steps: int, spacing: str):
         axes[0].plot(t, alpha, color=color, lw=width, label=name)
         axes[1].semilogy(t, sigma.clamp_min(1e-3), color=color, lw=width, label=name)
         axes[2].plot(t, lam.clamp(-25, 25), color=color, lw=width, label=name)
-    sch, ts = chosen, grid.t[:-1]
-    a, s = sch.alpha_sigma(ts)
-    axes[0].plot(ts, a, "o", color="k", ms=3, label=f"{steps} steps ({spacing})")
-    axes[1].semilogy(ts, s, "o", color="k", ms=3)
-    axes[2].plot(ts, sch.log_snr(ts).clamp(-25, 25), "o", color="k", ms=3)
+    if grid is not None:
+        sch, ts = chosen, grid.t[:-1]
+        a, s = sch.alpha_sigma(ts)
+        axes[0].plot(ts, a, "o", color="k", ms=3, label=f"{steps} steps ({spacing})")
+        axes[1].semilogy(ts, s, "o", color="k", ms=3)
+        axes[2].plot(ts, sch.log_snr(ts).clamp(-25, 25), "o", color="k", ms=3)
     for ax, title in zip(axes, ("alpha(t)  (signal scale)", "sigma(t)  (noise scale, log axis)",
                                 "log-SNR  lambda = log(alpha^2 / sigma^2)")):
         ax.set(title=title, xlabel="t")

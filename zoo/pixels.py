@@ -16,6 +16,7 @@ import torch
 from PIL import Image, PngImagePlugin
 
 from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
+from zoo.diffusion.config import optimized_times_of
 from zoo.gpu import place
 
 MAX_BATCH = 64
@@ -69,6 +70,8 @@ def check_batch(n) -> int:
 class PixelPipeline:
     """A UNet denoiser for images of one shape, with its schedule."""
 
+    optimized_times = None  # {solver: {steps: times}} from config.json's sampling section (spacing "optimized")
+
     def __init__(self, denoiser, schedule: str, image_shape: tuple, description: str = "", card: dict = None):
         self.denoiser, self.schedule, self.image_shape = denoiser, schedule, tuple(image_shape)
         self.description, self.card = description, card or {}
@@ -82,7 +85,7 @@ class PixelPipeline:
         check_batch(n)
         out = sample_info(self.denoiser, (n, *self.image_shape), schedule=self.schedule, steps=steps,
                           solver=solver, spacing=spacing, seed=seed, callback=callback, device=place(self.denoiser),
-                          **options)
+                          optimized_times=self.optimized_times, **options)
         return ImageOutput(to_uint8(out.x0), out.nfe, out.seconds)
 
 
@@ -96,6 +99,8 @@ def load_pipeline(folder: Path, device: Optional[str] = None) -> PixelPipeline:
     evaluation = config.get("eval", {})
     denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
     steps = config.get("training", {}).get("steps", "?")
-    return PixelPipeline(denoiser, d.schedule, shape,
+    pipe = PixelPipeline(denoiser, d.schedule, shape,
                          f"UNet, {d.parameterisation} objective, {d.schedule} schedule, {steps} training steps",
                          evaluation)
+    pipe.optimized_times = optimized_times_of(config)
+    return pipe

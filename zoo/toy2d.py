@@ -19,6 +19,7 @@ from torch.optim.swa_utils import AveragedModel
 
 from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
 from zoo.diffusion import Denoiser, DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
+from zoo.diffusion.config import optimized_times_of
 from zoo.diffusion.guidance import check_guidance, classifier_free_guidance, classifier_guidance
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.gpu import place
@@ -56,6 +57,8 @@ class ToyOutput:
 class ToyPipeline:
     """A denoiser for one 2D data set plus what the tab needs to evaluate it."""
 
+    optimized_times = None  # {solver: {steps: times}} from config.json's sampling section (spacing "optimized")
+
     def __init__(self, denoiser: Callable, schedule: str, dataset: str, description: str = ""):
         self.denoiser, self.schedule, self.dataset, self.description = denoiser, schedule, dataset, description
 
@@ -63,7 +66,8 @@ class ToyPipeline:
                  spacing: str = "logsnr", callback=None, **options) -> ToyOutput:
         check_points(n)
         out = sample_info(self.denoiser, (n, 2), schedule=self.schedule, steps=steps, solver=solver,
-                          spacing=spacing, seed=seed, callback=callback, device=place(self.denoiser), **options)
+                          spacing=spacing, seed=seed, callback=callback, device=place(self.denoiser),
+                          optimized_times=self.optimized_times, **options)
         return ToyOutput(out.x0.cpu(), out.nfe, out.seconds)
 
     def distance_to_data(self, points: torch.Tensor, seed: int = 12345) -> float:
@@ -204,8 +208,10 @@ def load_pipeline(folder: Path, device: Optional[str] = None) -> ToyPipeline:
     dataset = config.get("data", {}).get("dataset", "gmm")
     denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
     steps = config.get("training", {}).get("steps", "?")
-    return ToyPipeline(denoiser, d.schedule, dataset,
+    pipe = ToyPipeline(denoiser, d.schedule, dataset,
                        f"bundled MLP, {d.parameterisation} objective, {d.schedule} schedule, {steps} steps")
+    pipe.optimized_times = optimized_times_of(config)
+    return pipe
 
 
 def config_sections(config: ToyTrainConfig) -> dict:

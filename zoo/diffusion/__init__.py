@@ -11,11 +11,11 @@ from zoo.diffusion.params import PARAMETERISATIONS
 from zoo.diffusion.sampling import SOLVER_OPTIONS, SampleOutput, sample, sample_info
 from zoo.diffusion.schedules import SCHEDULES, ddpm_discretisation, get_schedule
 from zoo.diffusion.solvers import DETERMINISTIC, SOLVERS
-from zoo.diffusion.spacing import SPACINGS, grid_from_times, make_grid
+from zoo.diffusion.spacing import FIXED_SPACINGS, SPACINGS, grid_from_times, make_grid
 
 __all__ = [
     "DiffusionConfig", "Denoiser", "DiscreteSchedule", "GaussianMixture", "isotropic_gaussian", "T_SAMPLINGS",
     "diffuse", "diffusion_loss", "sample_t", "NoisyClassifier", "PARAMETERISATIONS", "SOLVER_OPTIONS", "SampleOutput",
     "sample", "sample_info", "SCHEDULES", "ddpm_discretisation", "get_schedule",
-    "DETERMINISTIC", "SOLVERS", "SPACINGS", "grid_from_times", "make_grid",
+    "DETERMINISTIC", "SOLVERS", "FIXED_SPACINGS", "SPACINGS", "grid_from_times", "make_grid",
 ]

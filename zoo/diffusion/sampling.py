@@ -59,11 +59,12 @@ def _check_shape(shape) -> tuple:
 
 def sample_info(denoiser: Callable, shape, schedule="vp-cosine", steps: int = 20, solver: str = "dpmpp_2m",
                 spacing: str = "logsnr", seed=0, callback=None, x_init: Optional[torch.Tensor] = None,
-                cond: Optional[dict] = None, device=None, dtype=torch.float32, **options) -> SampleOutput:
+                cond: Optional[dict] = None, device=None, dtype=torch.float32, optimized_times: Optional[dict] = None,
+                **options) -> SampleOutput:
     """Draw samples and report NFE and wall time. See `sample` for the arguments."""
     shape, schedule = _check_shape(shape), get_schedule(schedule)
     check_solver(solver, options)
-    grid = make_grid(schedule, steps, spacing)
+    grid = make_grid(schedule, steps, spacing, solver=solver, optimized_times=optimized_times)
     noise = NoiseSource(per_sample_seeds(seed, shape[0]), shape[1:], device=device, dtype=dtype)
     x = schedule.prior_std() * noise.normal()  # draw 0 of every sample: its starting noise
     if x_init is not None:
@@ -79,12 +80,13 @@ def sample_info(denoiser: Callable, shape, schedule="vp-cosine", steps: int = 20
 
 def sample(denoiser: Callable, shape, schedule="vp-cosine", steps: int = 20, solver: str = "dpmpp_2m",
            spacing: str = "logsnr", seed=0, callback=None, x_init=None, cond=None, device=None,
-           dtype=torch.float32, **options) -> torch.Tensor:
+           dtype=torch.float32, optimized_times=None, **options) -> torch.Tensor:
     """Samples x0 of `shape` = (n, *dims) from `denoiser(x, t, **cond) -> x0_hat`.
 
     schedule: a Schedule or a key of SCHEDULES; solver: a key of SOLVERS; spacing: a key of
     SPACINGS; seed: int (sample i uses seed + i) or a list of n ints; callback(step, t,
     x_t, x0_hat); x_init: starting noise at t_max (default sigma(t_max) * N(0, I) from the
-    seeds); options: solver options (eta for ddim, snr for pc)."""
+    seeds); optimized_times: the model's stored times {solver: {steps: times}} for spacing
+    "optimized"; options: solver options (eta for ddim, snr for pc)."""
     return sample_info(denoiser, shape, schedule, steps, solver, spacing, seed, callback, x_init,
-                       cond, device, dtype, **options).x0
+                       cond, device, dtype, optimized_times, **options).x0

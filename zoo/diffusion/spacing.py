@@ -5,9 +5,16 @@ a final *clean* point with alpha = 1, sigma = 0. The last step of every solver g
 that clean point, which is the denoising step x_0 = D(x, t_min) (Song et al. 2021's
 "denoise at the end", the same as EDM's last Euler step to sigma = 0). So first-order
 solvers use exactly `steps` denoiser calls.
+
+`optimized` is not a formula: it is the times a model carries in its config.json
+("sampling" section), found per solver and step count by zoo.diffusion.optimize_steps.
+make_grid takes them as `optimized_times` ({solver: {steps: times}}) and refuses a solver or
+step count the model holds no times for, naming what it has: no silent fallback, so a user
+who chose "optimized" knows when they would not get it.
 """
 import math
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 
@@ -50,7 +57,16 @@ def quadratic_t(schedule: Schedule, n: int) -> torch.Tensor:
     return (root_max + ramp * (root_min - root_max)) ** 2
 
 
-SPACINGS = {"uniform": uniform_t, "logsnr": uniform_log_snr, "karras": karras, "quadratic": quadratic_t}
+FIXED_SPACINGS = {"uniform": uniform_t, "logsnr": uniform_log_snr, "karras": karras, "quadratic": quadratic_t}
+OPTIMIZED = "optimized"
+
+
+def _needs_stored_times(schedule: Schedule, n: int):
+    raise ValueError("the 'optimized' spacing uses a model's stored times: pass optimized_times "
+                     "(python -m trainers.optimize_steps MODEL computes them)")
+
+
+SPACINGS = {**FIXED_SPACINGS, OPTIMIZED: _needs_stored_times}
 
 
 def _log_snr_range(schedule: Schedule):
@@ -97,11 +113,77 @@ def grid_from_times(schedule, t) -> Grid:
     return Grid(torch.cat([t, zero]), torch.cat([alpha, one]), torch.cat([sigma, zero]), schedule)
 
 
-def make_grid(schedule, steps: int, spacing: str = "uniform") -> Grid:
-    """The steps + 1 point grid from t_max down to t_min, then the clean point."""
+def make_grid(schedule, steps: int, spacing: str = "uniform", solver: Optional[str] = None,
+              optimized_times: Optional[dict] = None) -> Grid:
+    """The steps + 1 point grid from t_max down to t_min, then the clean point. With spacing
+    "optimized", the times stored for (solver, steps) in `optimized_times` (a model's
+    {solver: {steps: times}}, see check_optimized_times)."""
     schedule = get_schedule(schedule)
     check_steps(steps)
     if spacing not in SPACINGS:
         raise ValueError(f"spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
-    t = SPACINGS[spacing](schedule, steps) if steps > 1 else torch.tensor([schedule.t_max], dtype=torch.float64)
+    if steps == 1:
+        t = torch.tensor([schedule.t_max], dtype=torch.float64)
+    elif spacing == OPTIMIZED:
+        t = stored_times(optimized_times, solver, steps)
+    else:
+        t = SPACINGS[spacing](schedule, steps)
     return grid_from_times(schedule, t)
+
+
+def _available(table: dict) -> str:
+    return "; ".join(f"{solver} at {', '.join(str(k) for k in sorted(by_steps))} steps"
+                     for solver, by_steps in sorted(table.items())) or "none"
+
+
+def stored_times(optimized_times: Optional[dict], solver: Optional[str], steps: int) -> torch.Tensor:
+    """The stored optimized times for (solver, steps), or a ValueError naming what is stored."""
+    table = optimized_times or {}
+    found = table.get(solver, {}).get(steps)
+    if found is None:
+        raise ValueError(f"no optimized times for solver {solver!r} at {steps} steps in this model "
+                         f"(it has: {_available(table)}); choose one of those, another spacing, or compute "
+                         "them with python -m trainers.optimize_steps MODEL")
+    return torch.as_tensor(found, dtype=torch.float64)
+
+
+def check_optimized_times(table, schedule, solvers) -> dict:
+    """A model's stored times, as read from config.json ({solver: {"steps": [t_0, ...]}}),
+    checked and parsed to {solver: {steps: tuple}}: solvers among `solvers`, step counts
+    integers in [2, MAX_STEPS], each list `steps` finite times, strictly decreasing, within
+    [t_min, t_max] of the schedule. ValueError naming the entry otherwise."""
+    schedule = get_schedule(schedule)
+    if not isinstance(table, dict):
+        raise ValueError(f"optimized_times must be a JSON object {{solver: {{steps: times}}}}, got {type(table).__name__}")
+    parsed = {}
+    for solver, by_steps in table.items():
+        if solver not in solvers:
+            raise ValueError(f"optimized_times: solver must be one of {sorted(solvers)}, got {str(solver)[:40]!r}")
+        if not isinstance(by_steps, dict):
+            raise ValueError(f"optimized_times.{solver} must be a JSON object {{steps: times}}")
+        parsed[solver] = {_steps_key(solver, k): _checked_times(solver, k, v, schedule) for k, v in by_steps.items()}
+    return parsed
+
+
+def _steps_key(solver: str, key) -> int:
+    text = str(key)
+    if not text.isdigit() or not 2 <= int(text) <= MAX_STEPS:
+        raise ValueError(f"optimized_times.{solver}: step count must be an integer in [2, {MAX_STEPS}], got {text[:20]!r}")
+    return int(text)
+
+
+def _checked_times(solver: str, key, times, schedule: Schedule) -> tuple:
+    where = f"optimized_times.{solver}.{key}"
+    if not isinstance(times, list) or len(times) != int(key):
+        raise ValueError(f"{where}: expected a list of {int(key)} times, got {str(times)[:60]}")
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in times):
+        raise ValueError(f"{where}: every time must be a finite number, got {str(times)[:80]}")
+    lo, hi = schedule.t_min, schedule.t_max
+    if any(b >= a for a, b in zip(times, times[1:])):
+        raise ValueError(f"{where}: times must be strictly decreasing, got {str(times)[:80]}")
+    if abs(times[0] - hi) > 1e-9:
+        raise ValueError(f"{where}: the first time must be t_max = {hi} (where sampling starts), got {times[0]!r}")
+    if not all(lo - 1e-9 <= v <= hi + 1e-9 for v in times):
+        raise ValueError(f"{where}: times must lie in [t_min, t_max] = [{lo}, {hi}] of {schedule.name}, "
+                         f"got {str(times)[:80]}")
+    return tuple(float(v) for v in times)

@@ -90,7 +90,19 @@ def load_config(folder) -> dict:
             raise CheckpointError(path, f"section {key!r}", f"a JSON {'string' if kind is str else 'object'}",
                                   type(config[key]).__name__)
     _check_diffusion(config["diffusion"], path)
+    _check_sampling(config, path)
     return config
+
+
+def _check_sampling(config: dict, path: Path) -> None:
+    """The optional 'sampling' section (stored optimized times): known fields, and times that
+    are finite, strictly decreasing from t_max and within the schedule's [t_min, t_max]."""
+    from zoo.diffusion.config import optimized_times_of
+
+    try:
+        optimized_times_of(config)
+    except ValueError as err:
+        raise CheckpointError(path, "sampling", "optimized times a sampler can use", str(err)[:300]) from None
 
 
 def _check_diffusion(section: dict, path: Path) -> None:

@@ -1,0 +1,131 @@
+"""Optimised sampling times: the search improves its own criterion on the exact mixture, the
+'optimized' spacing samples with a model's stored times and names what it has otherwise,
+config validation refuses unusable times, and the command writes config.json atomically."""
+import json
+import os
+
+import pytest
+import torch
+
+from gmm_cases import mixture
+from zoo.diffusion import DiffusionConfig, make_grid, sample
+from zoo.diffusion.optimize_steps import (OptimizeConfig, logits_from_times, optimize_times, path_error, reference,
+                                          solve, starting_noise, times_from_logits)
+from zoo.hub import CheckpointError, save_checkpoint
+from zoo.hub.checkpoint import CONFIG_NAME, load_config
+from zoo.nets.mlp import MLP
+
+TINY = OptimizeConfig(draws=32, holdout=32, reference_steps=100, iterations=40, dtype=torch.float64)
+
+
+def test_times_parameterisation_is_monotone_and_invertible():
+    t = make_grid("vp-cosine", 6, "quadratic").t[:-1]
+    z = logits_from_times("vp-cosine", t)
+    assert torch.allclose(times_from_logits("vp-cosine", z), t, atol=1e-5)
+    wild = times_from_logits("flow", torch.tensor([3.0, -3.0, 0.0, 5.0]))
+    assert (wild.diff() < 0).all() and float(wild[0]) == pytest.approx(0.999) and float(wild[-1]) >= 1e-3
+
+
+def test_optimized_times_beat_uniform_and_the_search_start_on_the_exact_mixture():
+    d, solver = mixture().denoiser("vp-cosine"), "dpmpp_3m"
+    r = optimize_times(d, "vp-cosine", solver, 5, (2,), TINY)
+    x = starting_noise("vp-cosine", TINY.draws, (2,), TINY.seed, torch.float64)
+    ref = reference(d, "vp-cosine", x, TINY.reference_steps)
+    uniform = path_error(solve(d, "vp-cosine", solver, make_grid("vp-cosine", 5, "uniform").t[:-1], x), ref)
+    best_fixed = min(path_error(solve(d, "vp-cosine", solver, make_grid("vp-cosine", 5, sp).t[:-1], x), ref)
+                     for sp in ("uniform", "logsnr", "karras", "quadratic"))
+    assert path_error(solve(d, "vp-cosine", solver, r.times, x), ref) == pytest.approx(r.error)
+    assert r.error < 0.9 * uniform and r.error < best_fixed  # strictly better than where the search began
+    assert r.holdout_error < r.fixed_errors["uniform"]
+    assert len(r.times) == 5 and all(a > b for a, b in zip(r.times, r.times[1:]))
+
+
+def test_optimized_spacing_samples_with_the_stored_times_and_names_what_it_has():
+    d, times = mixture().denoiser("flow"), [0.999, 0.7, 0.4, 0.1, 0.001]
+    table = {"dpmpp_3m": {5: times, 10: list(make_grid("flow", 10, "logsnr").t[:-1])}}
+    kw = dict(schedule="flow", seed=0, solver="dpmpp_3m", dtype=torch.float64)
+    seen = []
+    sample(d, (4, 2), steps=5, spacing="optimized", optimized_times=table,
+           callback=lambda i, t, x, x0: seen.append(t), **kw)
+    assert seen == pytest.approx(times)
+    with pytest.raises(ValueError, match=r"no optimized times for solver 'dpmpp_3m' at 8 steps.*dpmpp_3m at 5, 10 steps"):
+        sample(d, (4, 2), steps=8, spacing="optimized", optimized_times=table, **kw)
+    with pytest.raises(ValueError, match=r"solver 'heun'.*it has: dpmpp_3m at 5, 10 steps"):
+        sample(d, (4, 2), steps=5, spacing="optimized", optimized_times=table, **{**kw, "solver": "heun"})
+    with pytest.raises(ValueError, match="it has: none"):
+        sample(d, (4, 2), steps=5, spacing="optimized", **kw)
+
+
+def _checkpoint(folder, sampling=None):
+    torch.manual_seed(0)
+    net = MLP(MLP.Config(hidden=16, depth=1, time_features=8))
+    save_checkpoint(folder, net, "mlp", net.config, DiffusionConfig(schedule="vp-cosine"),
+                    extra={"data": {"dataset": "gmm"}, **({"sampling": sampling} if sampling else {})})
+    return folder
+
+
+GOOD = [0.999, 0.5, 0.2, 0.001]
+
+
+@pytest.mark.parametrize("times,match", [
+    ({"heun": {"4": [0.999, 0.2, 0.5, 0.001]}}, "strictly decreasing"),
+    ({"heun": {"4": [0.999, 0.5, 0.2, 1e-6]}}, r"lie in \[t_min, t_max\]"),
+    ({"heun": {"4": [0.9, 0.5, 0.2, 0.001]}}, "first time must be t_max"),
+    ({"heun": {"4": [0.999, 0.5, 0.001]}}, "expected a list of 4 times"),
+    ({"heun": {"4": [0.999, "x", 0.2, 0.001]}}, "finite number"),
+    ({"heun": {"four": GOOD}}, "step count must be an integer"),
+    ({"pc": {"4": GOOD}}, "solver must be one of"),
+    ([GOOD], "must be a JSON object"),
+])
+def test_config_validation_refuses_unusable_stored_times(tmp_path, times, match):
+    folder = _checkpoint(tmp_path / "m", {"optimized_times": times})
+    with pytest.raises(CheckpointError, match=f"sampling.*{match}"):
+        load_config(folder)
+
+
+def test_config_validation_refuses_non_finite_times_and_unknown_fields(tmp_path):
+    folder = _checkpoint(tmp_path / "m", {"optimized_times": {"heun": {"4": GOOD}}})
+    assert load_config(folder)["sampling"]["optimized_times"]["heun"]["4"] == GOOD
+    config = json.loads((folder / CONFIG_NAME).read_text())
+    config["sampling"]["optimized_times"]["heun"]["4"][1] = float("nan")
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="finite"):
+        load_config(folder)
+    config["sampling"] = {"times": {}}
+    (folder / CONFIG_NAME).write_text(json.dumps(config))
+    with pytest.raises(CheckpointError, match="unknown field"):
+        load_config(folder)
+
+
+def test_command_writes_config_atomically_and_the_pipeline_uses_the_times(tmp_path, monkeypatch):
+    from trainers import optimize_steps
+    from zoo.toy2d import load_pipeline
+
+    folder = _checkpoint(tmp_path / "m")
+    args = [str(folder), "--solvers", "euler", "--steps", "3", "--draws", "16", "--iterations", "5",
+            "--reference-steps", "50"]
+    before = (folder / CONFIG_NAME).read_text()
+
+    def fail(*a):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError, match="disk full"):
+        optimize_steps.main(args)
+    assert (folder / CONFIG_NAME).read_text() == before  # a failed write leaves the old file whole
+    monkeypatch.undo()
+    assert optimize_steps.main(args) == 0
+    stored = load_config(folder)["sampling"]["optimized_times"]["euler"]["3"]
+    pipe = load_pipeline(folder)
+    seen = []
+    pipe(n=4, steps=3, solver="euler", spacing="optimized", callback=lambda i, t, x, x0: seen.append(t))
+    assert seen == pytest.approx(stored)
+    with pytest.raises(ValueError, match="at 3 steps"):
+        pipe(n=4, steps=4, solver="euler", spacing="optimized")
+
+
+def test_command_refuses_stochastic_solvers_before_any_work(tmp_path):
+    from trainers import optimize_steps
+
+    with pytest.raises(ValueError, match="deterministic solvers"):
+        optimize_steps.main([str(tmp_path), "--solvers", "ddpm"])

@@ -1,0 +1,134 @@
+"""Optimised sampling times for a checkpoint, stored in its config.json.
+
+    python -m trainers.optimize_steps toy-moons                     # a registry name (bundled: in place)
+    python -m trainers.optimize_steps USER/toy2d-gmm --output DIR   # a Hub repo: a copy of it in DIR
+    python -m trainers.optimize_steps weights/toy2d/moons --solvers dpmpp_3m --steps 5,10
+
+For each solver and step count, zoo.diffusion.optimize_steps picks the times minimising the
+mean distance of the few-step solution to a many-step one from the same noise. The result
+goes into config.json's "sampling" section ({"optimized_times": {solver: {steps: times}},
+"optimized_info": how and how well}), merged with what is there, written atomically; the
+spacing "optimized" then samples with them. A Hub snapshot in the local cache is never
+edited: --output writes a copy of the checkpoint (push it with huggingface-cli upload).
+"""
+import argparse
+import json
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from zoo.diffusion.optimize_steps import STEP_COUNTS, OptimizeConfig, check_request, optimize_times
+from zoo.hub.checkpoint import CONFIG_NAME, is_checkpoint, load_config
+from zoo.hub.files import atomic_write_text
+
+DEFAULT_SOLVERS = ("dpmpp_3m", "dpmpp_2m", "heun", "euler", "ddim")
+
+
+def model_of(pipe):
+    """(denoiser, schedule, sample shape) of an unconditional pipeline; ValueError otherwise."""
+    from zoo.pixels import PixelPipeline
+    from zoo.toy2d import ToyPipeline
+
+    if isinstance(pipe, ToyPipeline) and getattr(pipe, "distill", None) is None:
+        return pipe.denoiser, pipe.schedule, (2,)
+    if isinstance(pipe, PixelPipeline):
+        return pipe.denoiser, pipe.schedule, pipe.image_shape
+    raise ValueError(f"optimized times are computed for unconditional toy 2D and image models; "
+                     f"{type(pipe).__name__} is not one (conditional models need a condition per draw)")
+
+
+def resolve(model: str):
+    """(pipeline, checkpoint folder) of a registry name, Hub repo id or local checkpoint folder."""
+    import zoo
+    from zoo import registry
+
+    if Path(model).is_dir():
+        from zoo.repos import kind_of
+
+        folder = Path(model)
+        return registry._builder(kind_of(folder).pipeline)(folder), folder
+    return zoo.load(model), registry.resolve(model)
+
+
+def target_folder(folder: Path, output) -> Path:
+    """Where config.json is written: --output (a copy of the checkpoint), or the folder itself
+    unless it is a snapshot in the Hugging Face cache."""
+    if output is not None:
+        output = Path(output)
+        if output.resolve() != folder.resolve():
+            shutil.copytree(folder, output, dirs_exist_ok=True, symlinks=False)
+        return output
+    if "snapshots" in folder.resolve().parts or not is_checkpoint(folder):
+        raise ValueError(f"{folder.name} is a Hub snapshot or not a checkpoint folder of this project; pass "
+                         "--output FOLDER to write a copy with the optimized times")
+    return folder
+
+
+def store(folder: Path, results: list, config: OptimizeConfig) -> None:
+    """Merge the results into config.json's sampling section, atomically (temp file + rename)."""
+    data = load_config(folder)
+    section = data.setdefault("sampling", {})
+    times, info = section.setdefault("optimized_times", {}), section.setdefault("optimized_info", {})
+    info.update(criterion="mean |x_few - x_ref| over noise draws, x_ref: DPM-Solver++(3M) "
+                          f"{config.reference_steps} logsnr steps from the same noise",
+                draws=config.draws, holdout=config.holdout, iterations=config.iterations)
+    errors = info.setdefault("errors", {})
+    for r in results:
+        times.setdefault(r.solver, {})[str(r.steps)] = [round(v, 9) for v in r.times]
+        errors.setdefault(r.solver, {})[str(r.steps)] = {"optimized": r.holdout_error, **r.fixed_errors}
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    atomic_write_text(folder / CONFIG_NAME, text)
+    load_config(folder)  # what was written must load
+
+
+def _ints(text: str) -> tuple:
+    try:
+        return tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("model", help="registry name, Hub repo id (owner/name[@revision]) or checkpoint folder")
+    ap.add_argument("--solvers", default=",".join(DEFAULT_SOLVERS), help="comma-separated deterministic solvers")
+    ap.add_argument("--steps", type=_ints, default=STEP_COUNTS, help="comma-separated step counts")
+    ap.add_argument("--draws", type=int, default=OptimizeConfig.draws)
+    ap.add_argument("--iterations", type=int, default=OptimizeConfig.iterations)
+    ap.add_argument("--reference-steps", type=int, default=OptimizeConfig.reference_steps)
+    ap.add_argument("--output", default=None, help="write a copy of the checkpoint here (needed for Hub repos)")
+    ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    import torch
+
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    solvers = tuple(s for s in args.solvers.split(",") if s)
+    for solver in solvers:
+        for steps in args.steps:
+            check_request(solver, steps)
+    config = OptimizeConfig(draws=args.draws, iterations=args.iterations, reference_steps=args.reference_steps)
+    pipe, folder = resolve(args.model)
+    load_config(folder)  # this project's config.json (a diffusers repo has none to carry the times)
+    denoiser, schedule, shape = model_of(pipe)
+    results = []
+    for solver in solvers:
+        for steps in args.steps:
+            start = time.perf_counter()
+            r = optimize_times(denoiser, schedule, solver, steps, shape, config)
+            best = min(r.fixed_errors, key=r.fixed_errors.get)
+            print(f"{solver:9s} {steps:3d} steps: optimized {r.holdout_error:.3e} | best fixed {best} "
+                  f"{r.fixed_errors[best]:.3e} | {time.perf_counter() - start:.1f}s", flush=True)
+            results.append(r)
+    out = target_folder(folder, args.output)
+    store(out, results, config)
+    print(f"wrote {len(results)} schedules to {out.name}/{CONFIG_NAME}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
