@@ -100,11 +100,14 @@ def default_request(demo: gr.Blocks, api_name: str, quick: bool) -> list:
 
 @contextmanager
 def busy_core(busy: bool):
-    """A subprocess spinning one core while the block runs (nothing when not busy)."""
+    """A subprocess spinning one core while the block runs (nothing when not busy). It
+    starts its own session, as another tenant's process would be: with Linux's scheduler
+    autogroups, a child of this session would share the app's CPU share instead of
+    competing with it."""
     if not busy:
         yield
         return
-    proc = subprocess.Popen([sys.executable, "-c", BUSY_CODE])
+    proc = subprocess.Popen([sys.executable, "-c", BUSY_CODE], start_new_session=True)
     try:
         yield
     finally:

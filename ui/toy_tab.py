@@ -216,7 +216,7 @@ def build_toy_tab():
     model = [source, dataset, schedule, trained]
     train_inputs = [dataset, objective, schedule, train_steps_box]
     train_btn.click(on_train, train_inputs, [loss_plot, train_status, trained], api_name="toy_train",
-                    **serving.heavy(len(train_inputs)))
+                    **serving.training(len(train_inputs)))
     sample_inputs = model + [solver, steps, spacing, seed, n, eta]
     sample_btn.click(on_sample, sample_inputs, [samples_plot, traj_plot, numbers, schedule_plot, trajectory,
                                                 step_slider], api_name="toy_sample", **serving.heavy(len(sample_inputs))
