@@ -57,6 +57,8 @@ class ToyOutput:
 class ToyPipeline:
     """A denoiser for one 2D data set plus what the tab needs to evaluate it."""
 
+    distill = None  # a distilled student's DistillConfig (zoo.distill)
+
     optimized_times = None  # {solver: {steps: times}} from config.json's sampling section (spacing "optimized")
 
     def __init__(self, denoiser: Callable, schedule: str, dataset: str, description: str = ""):
@@ -204,6 +206,10 @@ def load_pipeline(folder: Path, device: Optional[str] = None) -> ToyPipeline:
     from zoo.hub import load_checkpoint
 
     net, config = load_checkpoint(folder, device=device or "cpu")
+    if "distill" in config:  # a few-step student (trainers/distill.py)
+        from zoo.distill import student_pipeline
+
+        return student_pipeline(net, config)
     d = DiffusionConfig(**config["diffusion"])
     dataset = config.get("data", {}).get("dataset", "gmm")
     denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()

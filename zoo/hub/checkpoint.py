@@ -122,6 +122,17 @@ def _check_diffusion(section: dict, path: Path) -> None:
         raise CheckpointError(path, "diffusion.sigma_data", "a finite number > 0", repr(sigma)[:80])
 
 
+def _check_distill(section, header, path: Path) -> None:
+    """The 'distill' section: fields of DistillConfig in range, and step counts a sampler can
+    use (distinct, ascending, at least 1)."""
+    from zoo.diffusion.distill import DistillConfig
+
+    check_config(DistillConfig, section, header, path, "distill")
+    steps = list(section.get("steps", []))
+    if any(s < 1 for s in steps) or steps != sorted(set(steps)):
+        raise CheckpointError(path, "distill.steps", "distinct step counts >= 1 in ascending order", repr(steps)[:80])
+
+
 def load_weights(path, expected_module: torch.nn.Module | None = None) -> dict:
     """Tensors of a safetensors file, float ones cast to float32, validated (see
     validation.load_validated_weights); a corrupt, truncated, damaged or non-finite file
@@ -149,6 +160,8 @@ def load_checkpoint(folder, device="cpu"):
     header = read_header(folder / WEIGHTS_NAME)
     cls = _net_class(config, folder / CONFIG_NAME)
     check_config(cls.Config, config["net"], header, folder / CONFIG_NAME)
+    if "distill" in config:  # a distilled student (zoo.diffusion.distill, trainers/distill.py)
+        _check_distill(config["distill"], header, folder / CONFIG_NAME)
     expected = build_on_meta(lambda: build_net(config["arch"], config["net"]), folder / CONFIG_NAME)
     tensors = load_validated_weights(header.path, expected, header)
     net = build_net(config["arch"], config["net"])

@@ -146,6 +146,19 @@ def _check_tuple(value, limit, header: Header, source, item: str) -> None:
         _check_int(entry, limit, header, source, f"{item}[{i}]")
 
 
+def _check_str(value, limit, source, item: str) -> None:
+    """A string field: `limit` is a tuple of the allowed values, or a maximum length (default 200)."""
+    if not isinstance(value, str):
+        raise CheckpointError(source, item, "a string", repr(value)[:80])
+    if isinstance(limit, tuple):
+        if value not in limit:
+            raise CheckpointError(source, item, f"one of {list(limit)}", repr(value)[:80])
+        return
+    cap = limit if isinstance(limit, int) else 200
+    if len(value) > cap or any(ord(ch) < 32 for ch in value):
+        raise CheckpointError(source, item, f"at most {cap} printable characters", repr(value[:80]))
+
+
 def _default(field: dataclasses.Field):
     """A config field's default value: its type is the rule the checkpoint's value must follow."""
     if field.default is not dataclasses.MISSING:
@@ -159,7 +172,7 @@ def check_config(config_cls, values, header: Header, source, prefix: str = "net"
     """Refuse a net config before anything is built from it: unknown fields, wrong types,
     non-finite numbers, sizes the weights file cannot hold. `config_cls.LIMITS` (optional)
     maps a field to "count", an absolute cap, or a (lo, hi) range for a float; other
-    integers are widths. Nested config dataclasses (a DiT's text encoder) are checked too."""
+    integers are widths; a string field takes a tuple of allowed values or a length cap. Nested config dataclasses (a DiT's text encoder) are checked too."""
     if not isinstance(values, dict):
         raise CheckpointError(source, prefix, "a JSON object", type(values).__name__)
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
@@ -182,6 +195,8 @@ def check_config(config_cls, values, header: Header, source, prefix: str = "net"
             _check_float(value, limit, source, item)
         elif isinstance(default, tuple):
             _check_tuple(value, limit, header, source, item)
+        elif isinstance(default, str):
+            _check_str(value, limit, source, item)
         else:  # a new kind of config field needs a rule here before checkpoints may set it
             raise TypeError(f"{config_cls.__qualname__}.{name}: no validation rule for {type(default).__name__} fields")
 
