@@ -2,8 +2,8 @@
 
   python bench/serving.py [--requests 3] [--clients 1,2,4,8] [--tabs toy_train,t2i_sample] [--quick]
 
-The app is started in this process by app.py's own main() (its queue settings and whatever
-else its start-up does, e.g. torch's thread count), on a free loopback port. Each simulated
+The app is started as `python app.py` (its own main(): queue settings and whatever else its
+start-up does, e.g. torch's thread count) in a process of its own, on a free loopback port. Each simulated
 visitor is one gradio_client Client in its own thread, sending its tab's DEFAULT request
 (the values the page shows when it opens, read from the built app's components) `--requests`
 times in a row; streaming endpoints are consumed to their last update.
@@ -26,7 +26,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from unittest import mock
+import urllib.request
 
 # offline (no network here, and no Hub call should be timed) and no analytics threads;
 # set before gradio / huggingface_hub are imported, as they read these at import time
@@ -35,12 +35,14 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import gradio as gr  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
 import app  # noqa: E402
+from ui import serving  # noqa: E402
 from report import write_report  # noqa: E402
 
 # each tab's main button (tests/test_*_tab.py use the same endpoints), then a light one
@@ -53,19 +55,24 @@ TRAIN_ENDPOINT, TRAIN_TARGET, SCALING_TARGET, SCALING_CLIENTS = "toy_train", 2.0
 BUSY_CODE = "while True: pass"  # pure Python in its own process: it takes one core, never the app's GIL
 
 
-def launch_app(port: int) -> gr.Blocks:
-    """Runs app.main() (its queue() arguments and start-up, unchanged) with launch() told not
-    to block, so this process keeps its thread and gets the Blocks back to read and close."""
-    launched, original = {}, gr.Blocks.launch
-
-    def launch(self, *args, **kwargs):
-        launched["demo"] = self
-        return original(self, *args, **{**kwargs, "prevent_thread_lock": True, "quiet": True})
-
-    env = {"GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
-    with mock.patch.object(gr.Blocks, "launch", launch), mock.patch.dict(os.environ, env):
-        app.main()
-    return launched["demo"]
+def launch_app(port: int) -> tuple:
+    """Starts `python app.py` (app.main(): its queue, threads and start-up, unchanged) on a
+    loopback port in a process of its own, as a deployment runs it: the clients' threads
+    must not share the server's GIL. Returns (process, url, Blocks built here by the same
+    app.build_app() and serving.queue(), never launched: read for defaults and settings)."""
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    demo = serving.queue(app.build_app())
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None:
+        try:
+            urllib.request.urlopen(url, timeout=5).close()
+            return proc, url, demo
+        except OSError:
+            time.sleep(1)
+    proc.kill()
+    raise RuntimeError(f"app.py did not answer on {url} (exit code {proc.poll()})")
 
 
 def free_port() -> int:
@@ -253,7 +260,7 @@ def measure_endpoint(url: str, endpoint: str, args: list, clients, requests: int
 def run(endpoints, clients, requests: int, quick: bool) -> dict:
     """Every endpoint x clients x idle/busy against one app. --quick skips the warm-up request
     (its first cell then includes loading the model): it only checks that everything runs."""
-    demo = launch_app(free_port())
+    proc, url, demo = launch_app(free_port())
     result = {"endpoints": list(endpoints), "clients": list(clients), "requests_per_client": requests,
               "quick": quick, "load_average": os.getloadavg()[0], "cpu_count": os.cpu_count(),
               "settings": serving_settings(demo, endpoints), "requests_sent": {}, "warm_up": {}, "cells": []}
@@ -263,10 +270,11 @@ def run(endpoints, clients, requests: int, quick: bool) -> dict:
             args = [value for _, value in request]
             result["requests_sent"][endpoint] = request
             if not quick:
-                result["warm_up"][endpoint] = warm_up(demo.local_url, endpoint, args)
-            measure_endpoint(demo.local_url, endpoint, args, clients, requests, result)
+                result["warm_up"][endpoint] = warm_up(url, endpoint, args)
+            measure_endpoint(url, endpoint, args, clients, requests, result)
     finally:
-        demo.close()
+        proc.terminate()
+        proc.wait()
     return result
 
 

@@ -122,6 +122,29 @@ def test_stream_sampling_previews_and_cancels():
     assert len(calls) < 200  # the worker stopped early
 
 
+def test_previews_thin_out_when_several_runs_share_the_server():
+    """k runs at once preview every k x interval: the server's preview work stays constant."""
+    from ui import streaming
+
+    def run(callback):
+        for i in range(60):
+            callback(i, 1 - i / 60, torch.zeros(1), torch.ones(1))
+            time.sleep(0.01)
+        return "finished"
+
+    def previews():
+        return sum(kind == "progress" for kind, _ in stream_sampling(run, interval=0.05))
+
+    alone = previews()
+    streaming._count_running(+3)  # three other runs in progress
+    try:
+        crowded = previews()
+    finally:
+        streaming._count_running(-3)
+    assert alone >= 6 and crowded <= alone / 2, (alone, crowded)
+    assert streaming._RUNNING[0] == 0
+
+
 def test_stream_sampling_reraises_errors():
     def run(callback):
         raise ValueError("steps must be >= 1")

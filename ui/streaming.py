@@ -60,11 +60,22 @@ STOPS = StopRequests()
 SAMPLER_THREAD = "zoo-sampler"  # the worker threads' name: a test can see that none is left running
 
 
+_RUNNING = [0]  # sampler threads running now, in this process
+_RUNNING_LOCK = threading.Lock()
+
+
+def _count_running(change: int) -> None:
+    with _RUNNING_LOCK:
+        _RUNNING[0] += change
+
+
 def stream_sampling(run: Callable[[Callable], Any], interval: float = 0.3,
                     stop: Optional[threading.Event] = None) -> Iterator[tuple]:
     """Yields ("progress", Progress) while `run(callback)` works, then ("done", result), or
     ("stopped", last Progress or None) when `stop` is set. Errors raised by `run` are
-    re-raised here, in the caller's thread."""
+    re-raised here, in the caller's thread. With k runs at once each previews every k x
+    `interval`: previews (render, encode, send) then cost the server the same share of its
+    CPU whatever the number of visitors, instead of a share growing with them."""
     state = {"latest": None, "result": None, "error": None, "stopped": False}
     closed = threading.Event()
 
@@ -82,11 +93,12 @@ def stream_sampling(run: Callable[[Callable], Any], interval: float = 0.3,
             state["error"] = err
 
     worker = threading.Thread(target=work, daemon=True, name=SAMPLER_THREAD)
+    _count_running(+1)
     worker.start()
     shown: Optional[Progress] = None
     try:
         while worker.is_alive():
-            worker.join(interval)  # wakes at once when the run ends
+            worker.join(interval * max(1, _RUNNING[0]))  # wakes at once when the run ends
             latest: Optional[Progress] = state["latest"]
             if latest is not None and latest is not shown and worker.is_alive():
                 shown = latest
@@ -96,6 +108,7 @@ def stream_sampling(run: Callable[[Callable], Any], interval: float = 0.3,
         yield ("stopped", state["latest"]) if state["stopped"] else ("done", state["result"])
     finally:
         closed.set()  # a closed generator (cancel) stops the worker at its next step
+        _count_running(-1)
 
 
 def sample_updates(run: Callable[[Callable], Any], steps: int, stop: threading.Event, render: Callable,
