@@ -11,6 +11,7 @@ from ui.image_widgets import check_choice, check_sampler, eta_control, eta_updat
 from ui.opened import Target
 from zoo.data.toy2d import TOY_DATASETS, toy_density_image
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, SOLVERS, SPACINGS, DiffusionConfig
+from zoo.diffusion.distill import path_curvature
 from zoo.diffusion.spacing import MAX_STEPS
 from zoo.toy2d import MAX_POINTS, ToyTrainConfig, exact_pipeline, train_steps
 from zoo import registry
@@ -19,6 +20,8 @@ from zoo.gpu import GPU_SECONDS_CAP, gpu
 
 LIM = 3.0
 SOURCES = ("bundled", "trained here", "exact (gmm only)")
+# distilled students (and the flow teacher reflow starts from): models that bring their own data set
+STUDENTS = tuple(e.name for e in registry.DISTILLED)
 MAX_UI_STEPS = 1000
 TOY_GPU_SECONDS = 30  # a sample of 20,000 points with its likelihoods: seconds on a CPU
 FIELD_GPU_SECONDS = 10  # one network call on a 21 x 21 grid (also drawn when the page opens)
@@ -38,6 +41,8 @@ def pick_pipeline(source, dataset, schedule, trained):
     if registry.is_repo_ref(source):
         registry.entry_for(source, ("toy2d",))
         return zoo.load(source)
+    if source in STUDENTS:
+        return zoo.load(source)
     if source == "bundled":
         return zoo.load(f"toy-{dataset}")
     if source == "trained here":
@@ -49,7 +54,7 @@ def pick_pipeline(source, dataset, schedule, trained):
         if dataset != "gmm":
             raise ValueError("The exact denoiser exists only for the Gaussian mixture: choose dataset 'gmm'.")
         return exact_pipeline(schedule)
-    raise ValueError(f"model must be one of {list(SOURCES)} or a toy model's Hub repo id, got {source!r}")
+    raise ValueError(f"model must be one of {list(SOURCES + STUDENTS)} or a toy model's Hub repo id, got {source!r}")
 
 
 def _train_seconds(dataset, objective, schedule, steps, *rest, **_):
@@ -86,16 +91,52 @@ def _sample_seconds(*_, **__):
     return TOY_GPU_SECONDS
 
 
-def _numbers(pipe, out, n, swd, floor, ll, timing: dict) -> str:
+def _numbers(pipe, out, n, swd, floor, ll, timing: dict, curvature: float) -> str:
     split = ", ".join(f"{k} {v:.2f} s" for k, v in timing.items())
     return (f"**{pipe.description}** · NFE **{out.nfe}** · **{sum(timing.values()):.2f} s** from click to result "
             f"({split}) · sliced Wasserstein to data **{swd:.4f}** (two true sets of {n}: {floor:.4f}) · "
+            f"mean path curvature **{curvature:.4f}** (0 = straight) · "
             f"bits/dim: PF-ODE **{ll['ode_bpd']:.3f}**, variational bound **{ll['vlb_bpd']:.3f}**")
+
+
+def student_steps(source) -> tuple:
+    """The step counts a distilled student supports; () for every other model (any steps)."""
+    if source not in STUDENTS:
+        return ()
+    d = zoo.load(source).distill
+    return tuple(d.steps) if d is not None else ()
+
+
+def on_source(source):
+    """A student's step choice is its distilled steps, and its sampler is its own: the steps
+    radio replaces the slider and solver / spacing are disabled; other models get them back."""
+    try:
+        steps = student_steps(source)
+    except Exception:  # noqa: BLE001 - weights missing: Sample reports it; the controls stay as they are
+        steps = ()
+    if steps:
+        return (gr.update(visible=False), gr.update(choices=list(steps), value=steps[0], visible=True),
+                gr.update(interactive=False), gr.update(interactive=False))
+    return gr.update(visible=True), gr.update(visible=False), gr.update(interactive=True), gr.update(interactive=True)
+
+
+def teacher_view(pipe, n, seed, density):
+    """(figure, curvature) of the teacher's trajectories from the same seeds, for a student;
+    (None, None) for other models. The teacher samples with its registry defaults."""
+    if getattr(pipe, "distill", None) is None or registry.is_repo_ref(pipe.distill.teacher):
+        return None, None
+    entry = registry.get_entry(pipe.distill.teacher)
+    path, times, _ = views.trajectories(zoo.load(entry.name), min(n, 2000), entry.steps, entry.solver, seed,
+                                        entry.spacing)
+    curvature = path_curvature(path, times)
+    fig = plots.trajectories_figure(path[:, :150], times, len(times) - 1, LIM, density)
+    fig.axes[0].set_title(f"Teacher {entry.name}: {entry.solver}, {entry.steps} steps\ncurvature {curvature:.4f}")
+    return fig, curvature
 
 
 @friendly(status=2, outputs=6)
 @gpu(duration=_sample_seconds)
-def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, n, eta):
+def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, n, eta, distilled_steps=None):
     """(samples, trajectories, numbers, schedule plot, trajectory state, step slider); the
     numbers say where the time went (likelihoods are computed once per model)."""
     start = time.perf_counter()
@@ -104,6 +145,8 @@ def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, 
     serving.check_budget(n, serving.passes(solver, steps), serving.POINT_BUDGET, "points")
     pipe = pick_pipeline(source, dataset, schedule, trained)
     dataset, timing = pipe.dataset, {}  # a model from the Hub brings its own data set
+    if getattr(pipe, "distill", None) is not None and pipe.distill.steps:  # its own sampler, its own steps
+        steps, solver, spacing, eta = as_int(distilled_steps, "student steps", 1, MAX_UI_STEPS), "ddim", "uniform", 0
     path, times, out = views.trajectories(pipe, n, steps, solver, seed, spacing, **solver_options(solver, eta))
     timing["sampling"] = time.perf_counter() - start
     mark = time.perf_counter()
@@ -114,11 +157,22 @@ def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, 
     samples = plots.samples_figure(out.points, density, LIM, f"Samples over the data density\n{solver}, {steps} steps, "
                                                              f"{spacing}")
     traj = plots.trajectories_figure(path[:, :150], times, len(times) - 1, LIM, density)
+    curvature = path_curvature(path, times)
+    traj.axes[0].set_title(f"Reverse trajectories\ncurvature {curvature:.4f}")
     schedule_plot = plots.schedule_figure(pipe.schedule, steps, spacing)
     timing["distances and plots"] = time.perf_counter() - mark
     slider = gr.Slider(minimum=0, maximum=len(times) - 1, value=len(times) - 1, step=1)
-    return (samples, traj, _numbers(pipe, out, n, swd, floor, ll, timing), schedule_plot,
+    return (samples, traj, _numbers(pipe, out, n, swd, floor, ll, timing, curvature), schedule_plot,
             (path[:, :150], times, dataset), slider)
+
+
+@friendly(status=1, outputs=2)
+@gpu(duration=_sample_seconds)
+def on_teacher(source, dataset, schedule, trained, seed, n):
+    """A student's teacher trajectories from the same seeds beside the student's (none otherwise)."""
+    pipe = pick_pipeline(source, dataset, schedule, trained)
+    seed, n = as_int(seed, "seed", 0, 2**31 - 1), as_int(n, "number of points", 1, MAX_POINTS)
+    return teacher_view(pipe, n, seed, _density(pipe.dataset))[0], ""
 
 
 @friendly(status=1, outputs=2)
@@ -186,10 +240,13 @@ def build_toy_tab():
                                             label="training steps", elem_id="toy-train-steps")
             train_btn = gr.Button("Train", variant="primary", elem_id="toy-train")
             train_status = gr.Markdown("", elem_id="toy-train-status")
-            source = inputs.Radio(list(SOURCES), value="bundled", label="model", elem_id="toy-source")
+            source = inputs.Radio(list(SOURCES + STUDENTS), value="bundled", label="model (distilled students: "
+                                  "toy-*-pd*, -cd, -reflow)", elem_id="toy-source")
             solver = inputs.Dropdown(sorted(SOLVERS), value="heun", label="solver", elem_id="toy-solver")
             spacing = inputs.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="toy-spacing")
             steps = inputs.Slider(1, MAX_UI_STEPS, value=20, step=1, label="steps", elem_id="toy-steps")
+            distilled_steps = inputs.Radio([1], value=1, label="steps (the student's distilled steps)",
+                                           visible=False, elem_id="toy-student-steps")
             eta = eta_control("toy")
             seed = inputs.Number(0, precision=0, label="seed", elem_id="toy-seed")
             n = inputs.Slider(100, MAX_POINTS, value=2000, step=100, label="number of points", elem_id="toy-n")
@@ -200,6 +257,8 @@ def build_toy_tab():
             with gr.Row():
                 samples_plot = gr.Plot(label="samples over the data density", show_label=False, elem_id="toy-samples")
                 traj_plot = gr.Plot(label="reverse trajectories", show_label=False, elem_id="toy-trajectories")
+                teacher_plot = gr.Plot(label="teacher's trajectories (students only)", show_label=False,
+                                       elem_id="toy-teacher-trajectories")
             step_slider = inputs.Slider(0, 20, value=20, step=1, label="step through the reverse process",
                                         elem_id="toy-step")
             loss_plot = gr.Plot(label="training loss", show_label=False, elem_id="toy-loss")
@@ -217,10 +276,12 @@ def build_toy_tab():
     train_inputs = [dataset, objective, schedule, train_steps_box]
     train_btn.click(on_train, train_inputs, [loss_plot, train_status, trained], api_name="toy_train",
                     **serving.training(len(train_inputs)))
-    sample_inputs = model + [solver, steps, spacing, seed, n, eta]
-    sample_btn.click(on_sample, sample_inputs, [samples_plot, traj_plot, numbers, schedule_plot, trajectory,
-                                                step_slider], api_name="toy_sample", **serving.heavy(len(sample_inputs))
-                     ).success(on_field, model + [field_t, field_kind], [field_plot, message], api_name=False)
+    sample_inputs = model + [solver, steps, spacing, seed, n, eta, distilled_steps]
+    sampled = sample_btn.click(on_sample, sample_inputs, [samples_plot, traj_plot, numbers, schedule_plot, trajectory,
+                                                          step_slider], api_name="toy_sample",
+                               **serving.heavy(len(sample_inputs)))
+    sampled.success(on_field, model + [field_t, field_kind], [field_plot, message], api_name=False)
+    sampled.success(on_teacher, model + [seed, n], [teacher_plot, message], api_name=False)
     # .input fires as a value is typed or dragged (.release only when the box loses focus)
     step_slider.input(on_step, [trajectory, step_slider], [traj_plot, message], api_name="toy_step",
                       trigger_mode="always_last")
@@ -231,6 +292,7 @@ def build_toy_tab():
     gr.on([steps.input, spacing.change], on_schedule, [schedule, steps, spacing], [schedule_plot, message],
           api_name="toy_schedule", trigger_mode="always_last")
     solver.change(eta_update, solver, eta, api_name=False, queue=False)
+    source.change(on_source, source, [steps, distilled_steps, solver, spacing], api_name=False)
     compare_btn.click(on_compare, model + [seed], [compare_plot, message], api_name="toy_compare",
                       **serving.heavy(len(model) + 1))
     return {"targets": [Target(source, list(SOURCES), ("toy2d",))],

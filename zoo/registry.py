@@ -74,8 +74,49 @@ def _toy_entry(dataset: str) -> ZooEntry:
     )
 
 
+def _toy_flow_entry(dataset: str, steps: int) -> ZooEntry:
+    """A rectified-flow toy model: the teacher reflow needs (trainers/distill.py --method reflow)."""
+    return ZooEntry(
+        name=f"toy-{dataset}-flow", task="toy2d",
+        description=f"Rectified-flow MLP (flow schedule, velocity objective) on the 2D '{dataset}' point cloud: the "
+                    "teacher of the reflowed student.",
+        repo_id=f"diffusion-zoo/toy2d-{dataset}-flow", bundled_path=f"weights/toy2d/{dataset}-flow",
+        pipeline="zoo.toy2d:load_pipeline",
+        train_command=(f"python -m trainers.toy2d --dataset {dataset} --objective flow --schedule flow --steps {steps} "
+                       f"--hidden 96 --depth 2 --lr 1e-2 --release weights/toy2d/{dataset}-flow"),
+        solver="heun", steps=20)
+
+
+def _student_entry(name: str, folder: str, what: str, command: str, steps: int, solver: str = "ddim") -> ZooEntry:
+    """A distilled toy student (zoo.distill): it samples only at the steps its config lists."""
+    return ZooEntry(name=name, task="toy2d", description=what, repo_id=f"diffusion-zoo/{name}",
+                    bundled_path=f"weights/toy2d/{folder}", pipeline="zoo.toy2d:load_pipeline",
+                    train_command=command, solver=solver, steps=steps)
+
+
+_PD_GMM = ("python -m trainers.distill --teacher toy-gmm --method progressive --teacher-steps 256 --rounds 8 "
+           "--steps 1200 --ckpt-every 1200 --out runs/distill-gmm-pd --release 'weights/toy2d/gmm-pd{steps}' "
+           "--release-steps 1,2,4")
+DISTILLED: list[ZooEntry] = [
+    *(_student_entry(f"toy-gmm-pd{k}", f"gmm-pd{k}", f"Progressive-distillation student of toy-gmm: {k} DDIM "
+                     f"step(s) (from 256 teacher steps, {8 - {1: 0, 2: 1, 4: 2}[k]} rounds).", _PD_GMM, k)
+      for k in (4, 2, 1)),
+    _student_entry("toy-gmm-cd", "gmm-cd", "Consistency-distillation student of toy-gmm: 1, 2 or 4 steps.",
+                   "python -m trainers.distill --teacher toy-gmm --method consistency --steps 2000 --ckpt-every 2000 "
+                   "--out runs/distill-gmm-cd --release weights/toy2d/gmm-cd", 1),
+    _student_entry("toy-moons-cd", "moons-cd", "Consistency-distillation student of toy-moons: 1, 2 or 4 steps.",
+                   "python -m trainers.distill --teacher toy-moons --method consistency --steps 2000 --ckpt-every 2000 "
+                   "--out runs/distill-moons-cd --release weights/toy2d/moons-cd", 1),
+    _toy_flow_entry("moons", 2000),
+    _student_entry("toy-moons-reflow", "moons-reflow", "Reflowed (2-rectified) flow of toy-moons-flow: straighter "
+                   "paths, any solver and step count.",
+                   "python -m trainers.distill --teacher toy-moons-flow --method reflow --steps 1500 --ckpt-every 1500 "
+                   "--out runs/distill-moons-reflow --release weights/toy2d/moons-reflow", 2, solver="euler"),
+]
+
 ENTRIES: list[ZooEntry] = [
     *(_toy_entry(d) for d in TOY_DATASETS),
+    *DISTILLED,
     ZooEntry(
         name="mnist",
         task="unconditional",
