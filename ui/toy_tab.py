@@ -131,6 +131,7 @@ def teacher_view(pipe, n, seed, density):
     curvature = path_curvature(path, times)
     fig = plots.trajectories_figure(path[:, :150], times, len(times) - 1, LIM, density)
     fig.axes[0].set_title(f"Teacher {entry.name}: {entry.solver}, {entry.steps} steps\ncurvature {curvature:.4f}")
+    fig.tight_layout()  # room for the two-line title
     return fig, curvature
 
 
@@ -159,6 +160,7 @@ def on_sample(source, dataset, schedule, trained, solver, steps, spacing, seed, 
     traj = plots.trajectories_figure(path[:, :150], times, len(times) - 1, LIM, density)
     curvature = path_curvature(path, times)
     traj.axes[0].set_title(f"Reverse trajectories\ncurvature {curvature:.4f}")
+    traj.tight_layout()
     schedule_plot = plots.schedule_figure(pipe.schedule, steps, spacing)
     timing["distances and plots"] = time.perf_counter() - mark
     slider = gr.Slider(minimum=0, maximum=len(times) - 1, value=len(times) - 1, step=1)
