@@ -236,3 +236,16 @@ def test_unsupported_teachers_are_refused_with_the_reason(teacher, method, why):
 
     with pytest.raises(TeacherRefused, match=why):
         load_teacher(teacher, method)
+
+
+def test_the_toy_tab_offers_a_student_only_its_distilled_steps():
+    from ui.toy_tab import on_sample, on_source
+
+    slider, radio, solver, spacing = on_source("toy-gmm-cd")
+    assert slider["visible"] is False and radio["choices"] == [1, 2, 4] and radio["visible"] is True
+    assert solver["interactive"] is False and spacing["interactive"] is False
+    assert on_source("bundled")[0]["visible"] is True
+    numbers = on_sample("toy-gmm-pd2", "moons", "vp-cosine", None, "heun", 20, "logsnr", 0, 200, 0.0, 3)[2]
+    assert "distilled for [2] step(s) only; got steps=3" in numbers
+    numbers = on_sample("toy-gmm-pd2", "moons", "vp-cosine", None, "heun", 20, "logsnr", 0, 200, 0.0, 2)[2]
+    assert "NFE **2**" in numbers and "mean path curvature" in numbers
