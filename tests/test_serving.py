@@ -29,12 +29,16 @@ def url():
 
 
 def test_threads_come_from_the_cores_divided_among_workers(monkeypatch):
+    for name in ("ZOO_THREADS", "OMP_NUM_THREADS"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(cpu.os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
     monkeypatch.setattr(cpu, "_cgroup_quota", lambda: None)
     assert cpu.cores() == 4 and cpu.workers() == 4 and cpu.set_threads(2) == 2
     monkeypatch.setattr(cpu, "_cgroup_quota", lambda: 1.5)  # a container granted 1.5 CPUs
     assert cpu.cores() == 1 and cpu.set_threads(4) == 1
-    monkeypatch.setenv("ZOO_THREADS", "3")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the usual way to ask: honoured
+    assert cpu.set_threads(4) == 2
+    monkeypatch.setenv("ZOO_THREADS", "3")  # the project's own knob wins
     assert cpu.set_threads(1) == 3
 
 

@@ -42,9 +42,9 @@ def workers(max_workers: int = 4) -> int:
 
 def set_threads(concurrent: int = 1) -> int:
     """torch's intra-op threads for `concurrent` workers sharing this process's cores, or
-    $ZOO_THREADS when set (a run placed beside other work by hand); returns the number set.
-    Interop threads are one: the zoo's models run one op at a time."""
-    override = os.environ.get("ZOO_THREADS", "").strip()
+    $ZOO_THREADS, else $OMP_NUM_THREADS, when set (a run placed beside other work by hand);
+    returns the number set. Interop threads are one: the zoo's models run one op at a time."""
+    override = (os.environ.get("ZOO_THREADS", "").strip() or os.environ.get("OMP_NUM_THREADS", "").strip())
     threads = int(override) if override.isdigit() and int(override) > 0 else max(1, cores() // max(1, concurrent))
     torch.set_num_threads(threads)
     try:
