@@ -111,23 +111,35 @@ def heun(denoiser, x, grid, noise, callback=None):
     return x
 
 
-def dpmpp_2m(denoiser, x, grid, noise, callback=None):
-    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): multistep 2nd order in
-    lambda = log(alpha / sigma), with data prediction. First step is first order."""
-    x0_prev, h_prev = None, None
+def _dpmpp_multistep(denoiser, x, grid, callback, correction, history: int):
+    """The DPM-Solver++ multistep loop (Lu et al. 2022) in lambda = log(alpha / sigma): each
+    step is the exponential-integrator step x_s = (sigma_s / sigma_t) x - alpha_s expm1(-h)
+    x0_hat plus alpha_s * correction(last x0_hat, last h, h) from up to `history` x0_hat
+    (newest first); the step to the clean point returns x0_hat (a first-order final step)."""
+    x0s, hs = [], []
     for i in range(grid.steps):
         x0 = _call(denoiser, x, grid, i, callback)
         (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
         if s_s == 0:
             return x0
         h = math.log(a_s / s_s) - math.log(a_t / s_t)
-        d = x0
-        if x0_prev is not None:
-            r = h_prev / h
-            d = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_prev
-        x = (s_s / s_t) * x - a_s * math.expm1(-h) * d
-        x0_prev, h_prev = x0, h
+        x0s, x_next = [x0] + x0s[:history - 1], (s_s / s_t) * x - a_s * math.expm1(-h) * x0
+        if len(x0s) > 1:
+            x_next = x_next + a_s * correction(x0s, hs, h)
+        x, hs = x_next, [h] + hs[:history - 2]
     return x
+
+
+def _dpmpp_2m_correction(x0s, hs, h):
+    """DPM-Solver++(2M)'s second-order term: D = (1 + 1/2r) x0_hat - (1/2r) x0_prev with
+    r = h_prev / h (Algorithm 2), written as the first-order step plus this difference."""
+    return -math.expm1(-h) * (x0s[0] - x0s[1]) * (h / (2 * hs[0]))
+
+
+def dpmpp_2m(denoiser, x, grid, noise, callback=None):
+    """DPM-Solver++(2M) (Lu et al. 2022, Algorithm 2): multistep 2nd order in
+    lambda = log(alpha / sigma), with data prediction. First step is first order."""
+    return _dpmpp_multistep(denoiser, x, grid, callback, _dpmpp_2m_correction, history=2)
 
 
 def _dpmpp_3m_correction(x0s, hs, h):
@@ -155,18 +167,7 @@ def dpmpp_3m(denoiser, x, grid, noise, callback=None):
     alpha_s (phi_2 d1 - phi_3 d2) from divided differences of the last three x0_hat. The first
     two steps are first and second order (too few x0_hat yet), and the last step to the clean
     point is the first-order denoising step x0 = D(x, t_min), as in k-diffusion."""
-    x0s, hs = [], []  # newest first
-    for i in range(grid.steps):
-        x0 = _call(denoiser, x, grid, i, callback)
-        (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
-        if s_s == 0:
-            return x0
-        h = math.log(a_s / s_s) - math.log(a_t / s_t)
-        x0s, x_next = [x0] + x0s[:2], (s_s / s_t) * x - a_s * math.expm1(-h) * x0
-        if len(x0s) > 1:
-            x_next = x_next + a_s * _dpmpp_3m_correction(x0s, hs, h)
-        x, hs = x_next, [h] + hs[:1]
-    return x
+    return _dpmpp_multistep(denoiser, x, grid, callback, _dpmpp_3m_correction, history=3)
 
 
 def _reverse_sde_step(x, x0, a_t, s_t, a_s, s_s, z):
