@@ -8,12 +8,13 @@ import torch
 
 from gmm_cases import mixture, responsibilities
 from zoo.diffusion import DETERMINISTIC, SOLVERS, isotropic_gaussian, sample, sample_info
+from zoo.diffusion.solvers import RECORDS
 
 N = 12_000
 # Steps at which each solver's discretisation error is far below the Monte-Carlo error
 # of N samples: ODE solvers converge fast; the stochastic ones are first order (weak).
-CONVERGED_STEPS = {"ddim": 300, "euler": 300, "heun": 100, "dpmpp_2m": 100, "dpmpp_3m": 100,
-                   "ddpm": 500, "euler_maruyama": 500, "pc": 500}
+CONVERGED_STEPS = {name: (300 if record.order == 1 else 100) if record.deterministic else 500
+                   for name, record in RECORDS.items()}
 
 
 def _mc_bounds(gmm, n):
@@ -131,9 +132,29 @@ def test_nfe_and_callback_every_step(solver):
     seen = []
     out = sample_info(d, (4, 2), schedule="ve", steps=6, solver=solver,
                       callback=lambda i, t, x, x0: seen.append((i, t, x.shape, x0.shape)))
-    assert out.nfe == {"heun": 11, "pc": 12}.get(solver, 6)
+    assert out.nfe == RECORDS[solver].nfe(6) == {"heun": 11, "pc": 12}.get(solver, 6)
     assert [s[0] for s in seen] == list(range(6))
     assert all(s[2] == s[3] == (4, 2) for s in seen) and seen[0][1] > seen[-1][1]
+
+
+@pytest.mark.parametrize("solver", sorted(RECORDS))
+def test_each_record_describes_its_function(solver):
+    """A new solver is one function plus one record: the record's options are the
+    function's keyword options with their defaults inside the ranges, its NFE is what the
+    function really spends (above), and deterministic means the noise source is unused."""
+    import inspect
+
+    record = RECORDS[solver]
+    params = list(inspect.signature(record.fn).parameters.values())
+    assert [p.name for p in params[:5]] == ["denoiser", "x", "grid", "noise", "callback"]
+    assert [p.name for p in params[5:]] == list(record.options) and record.summary and record.order >= 1
+    for p in params[5:]:
+        low, high = record.options[p.name]
+        assert low <= p.default <= high
+    d = mixture().denoiser("vp-cosine")
+    x_init = torch.randn(8, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    a, b = (sample(d, (8, 2), steps=5, solver=solver, x_init=x_init, seed=s, dtype=torch.float64) for s in (1, 2))
+    assert torch.equal(a, b) == record.deterministic
 
 
 def test_initial_noise_can_be_given():

@@ -15,6 +15,7 @@ from ui import inputs
 from ui.errors import as_int
 from ui.serving import CACHE_AGE
 from zoo.diffusion import SOLVERS, SPACINGS, get_schedule
+from zoo.diffusion.solvers import ETA_RANGE, RECORDS
 from zoo.pixels import grid_image, png_with_parameters, to_uint8
 
 MAX_UI_STEPS = 1000
@@ -75,25 +76,30 @@ def check_sampler(solver, steps, spacing) -> int:
     return as_int(steps, "steps", 1, MAX_UI_STEPS)
 
 
+def takes_eta(solver) -> bool:
+    record = RECORDS.get(solver) if isinstance(solver, str) else None
+    return record is not None and "eta" in record.options
+
+
 def eta_control(prefix: str):
     """DDIM's eta: only ddim takes it, so it is disabled for the other solvers (eta_update)."""
-    return inputs.Slider(0.0, 1.0, value=0.0, step=0.05, label="eta (ddim only)", interactive=False,
+    return inputs.Slider(*ETA_RANGE, value=0.0, step=0.05, label="eta (ddim only)", interactive=False,
                          elem_id=f"{prefix}-eta")
 
 
 def eta_update(solver):
-    """The eta slider for the chosen solver: active for ddim, reset and disabled otherwise."""
-    if solver == "ddim":
+    """The eta slider for the chosen solver: active where its record has eta, else reset and disabled."""
+    if takes_eta(solver):
         return gr.update(interactive=True, info="0: deterministic DDIM; 1: DDPM's ancestral sampler")
     return gr.update(value=0.0, interactive=False, info=f"{solver} takes no eta (only ddim does)")
 
 
 def solver_options(solver, eta) -> dict:
-    """The solver's own options from the UI: eta for ddim (checked), nothing for the others."""
+    """The solver's own options from the UI: eta where the solver takes it (checked), else nothing."""
     from ui.errors import as_float
 
-    eta = as_float(eta, "eta", 0.0, 1.0)  # checked for every solver: a bad value is a bad request
-    return {"eta": eta} if solver == "ddim" else {}
+    eta = as_float(eta, "eta", *ETA_RANGE)  # checked for every solver: a bad value is a bad request
+    return {"eta": eta} if takes_eta(solver) else {}
 
 
 def image_outputs(prefix: str, grid_label: str, preview_label: str = "live: x_t | x0_hat"):

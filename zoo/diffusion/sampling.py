@@ -1,5 +1,4 @@
 """`sample()`: the one entry point from a denoiser to samples, for every model in the zoo."""
-import inspect
 import math
 import time
 from dataclasses import dataclass
@@ -9,15 +8,13 @@ import torch
 
 from zoo.diffusion.noise import NoiseSource, per_sample_seeds
 from zoo.diffusion.schedules import get_schedule
-from zoo.diffusion.solvers import SOLVERS
+from zoo.diffusion.solvers import RECORDS, SOLVERS
 from zoo.diffusion.spacing import make_grid
 
 MAX_SAMPLES = 1_000_000
 
-# The keyword options each solver accepts (eta for ddim, snr for pc), read off the functions.
-SOLVER_OPTIONS = {
-    name: tuple(p for p in list(inspect.signature(fn).parameters)[5:]) for name, fn in SOLVERS.items()
-}
+# The keyword options each solver accepts (eta for ddim, snr for pc), from its record.
+SOLVER_OPTIONS = {name: tuple(record.options) for name, record in RECORDS.items()}
 
 
 @dataclass

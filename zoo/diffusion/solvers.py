@@ -8,8 +8,13 @@ times and (alpha, sigma) of every step, ending at the clean point (alpha 1, sigm
 x0_hat)` sees every step. All formulas hold for any schedule x_t = alpha x0 + sigma eps.
 """
 import math
+from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
+
+ETA_RANGE = (0.0, 1.0)  # DDIM's eta: 0 deterministic, 1 ancestral
+SNR_RANGE = (0.0, 1.0)  # pc's Langevin signal-to-noise ratio: 0 excluded
 
 
 def _eval(denoiser, x, t: float):
@@ -55,8 +60,8 @@ def ddim(denoiser, x, grid, noise, callback=None, eta=0.0):
     """DDIM (Song, Meng & Ermon 2021, Eq. 12): x_s = alpha_s x0_hat + sqrt(sigma_s^2 - c^2)
     eps_hat + c z, with c = eta * sqrt(posterior variance). eta = 0 is deterministic;
     eta = 1 is DDPM's ancestral sampler."""
-    if not 0.0 <= eta <= 1.0 or math.isnan(eta):
-        raise ValueError(f"eta must be in [0, 1], got {eta!r}")
+    if not ETA_RANGE[0] <= eta <= ETA_RANGE[1] or math.isnan(eta):
+        raise ValueError(f"eta must be in [{ETA_RANGE[0]:g}, {ETA_RANGE[1]:g}], got {eta!r}")
     for i in range(grid.steps):
         x0 = _call(denoiser, x, grid, i, callback)
         (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
@@ -196,8 +201,8 @@ def euler_maruyama(denoiser, x, grid, noise, callback=None):
 def pc(denoiser, x, grid, noise, callback=None, snr=0.16):
     """Predictor-corrector (Song et al. 2021, Algorithms 4-5): at each noise level one
     Langevin corrector step, then a reverse-SDE predictor step; two calls per step."""
-    if not 0.0 < snr <= 1.0 or math.isnan(snr):
-        raise ValueError(f"snr must be in (0, 1], got {snr!r}")
+    if not SNR_RANGE[0] < snr <= SNR_RANGE[1] or math.isnan(snr):
+        raise ValueError(f"snr must be in ({SNR_RANGE[0]:g}, {SNR_RANGE[1]:g}], got {snr!r}")
     for i in range(grid.steps):
         (a_t, s_t), (a_s, s_s) = _coeffs(grid, i), _coeffs(grid, i + 1)
         x = _langevin_step(denoiser, x, float(grid.t[i]), a_t, s_t, snr, noise.normal())
@@ -221,20 +226,42 @@ def _langevin_step(denoiser, x, t, a, s, snr, z):
     return x + step * score + math.sqrt(2 * step) * z
 
 
-SOLVERS = {
-    "ddpm": ddpm,
-    "ddim": ddim,
-    "euler": euler,
-    "heun": heun,
-    "dpmpp_2m": dpmpp_2m,
-    "dpmpp_3m": dpmpp_3m,
-    "euler_maruyama": euler_maruyama,
-    "pc": pc,
-}
+@dataclass(frozen=True)
+class SolverRecord:
+    """Everything the project knows about one solver. The library, the tabs, the tests and
+    the option checks read it from here, so adding a solver is one function plus one record
+    (tests/test_solvers.py checks each record against its function)."""
 
-DETERMINISTIC = ("ddim", "euler", "heun", "dpmpp_2m", "dpmpp_3m")  # ddim with eta = 0
+    fn: Callable
+    summary: str         # one line, with the paper
+    deterministic: bool  # the same x_T always gives the same sample (ddim: at eta = 0)
+    order: int           # convergence order: strong for the ODE solvers, weak for the SDE ones
+    options: dict = field(default_factory=dict)  # keyword option -> its (low, high) range, checked by fn
+    evals_per_step: int = 1
+    evals_saved: int = 0  # evaluations the final step saves (heun's last step is Euler)
+
+    def nfe(self, steps: int) -> int:
+        """Denoiser evaluations for `steps` steps."""
+        return self.evals_per_step * steps - self.evals_saved
+
+
+RECORDS = {
+    "ddpm": SolverRecord(ddpm, "ancestral sampling (Ho et al. 2020)", False, 1),
+    "ddim": SolverRecord(ddim, "DDIM (Song, Meng & Ermon 2021); eta 1 is ddpm", True, 1, {"eta": ETA_RANGE}),
+    "euler": SolverRecord(euler, "Euler on the probability-flow ODE", True, 1),
+    "heun": SolverRecord(heun, "Heun on the PF-ODE (Karras et al. 2022, Alg. 1)", True, 2,
+                         evals_per_step=2, evals_saved=1),
+    "dpmpp_2m": SolverRecord(dpmpp_2m, "DPM-Solver++(2M) (Lu et al. 2022, Alg. 2)", True, 2),
+    "dpmpp_3m": SolverRecord(dpmpp_3m, "DPM-Solver++(3M), multistep third order (Lu et al. 2022)", True, 3),
+    "euler_maruyama": SolverRecord(euler_maruyama, "Euler-Maruyama on the reverse SDE (Song et al. 2021)",
+                                   False, 1),
+    "pc": SolverRecord(pc, "predictor-corrector: Langevin + reverse SDE (Song et al. 2021, Alg. 4-5)", False, 1,
+                       {"snr": SNR_RANGE}, evals_per_step=2),
+}
+SOLVERS = {name: record.fn for name, record in RECORDS.items()}
+DETERMINISTIC = tuple(name for name, record in RECORDS.items() if record.deterministic)
 
 
 def nfe_per_step(solver: str, steps: int) -> int:
     """Denoiser evaluations a solver makes for `steps` steps."""
-    return {"heun": 2 * steps - 1, "pc": 2 * steps}.get(solver, steps)
+    return RECORDS[solver].nfe(steps)
