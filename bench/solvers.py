@@ -32,7 +32,7 @@ from zoo.toy2d import gmm as mixture  # noqa: E402  (the "gmm" toy set: the same
 from zoo.diffusion import DETERMINISTIC, FIXED_SPACINGS, SOLVERS, sample_info  # noqa: E402
 from zoo.diffusion.metrics import sliced_wasserstein  # noqa: E402
 from zoo.diffusion.optimize_steps import OptimizeConfig, optimize_times  # noqa: E402
-from zoo.diffusion.solvers import nfe_per_step  # noqa: E402
+from zoo.diffusion.solvers import nfe_per_step, steps_for_nfe  # noqa: E402
 
 SCHEDULE = "vp-cosine"
 NFES = (5, 10, 20, 50, 100, 1000)
@@ -41,14 +41,6 @@ FRONTIER_NFES = (5, 10)
 FRONTIER_SOLVERS = ("euler", "heun", "dpmpp_2m", "dpmpp_3m")  # ddim: 4.6x / 2.1x the floor at 5 / 10 NFE
 TARGETS = {5: 2.0, 10: 1.2}  # issue 16: best solver's SWD / floor at this NFE
 OUT = Path(__file__).resolve().parent / "out"
-
-
-def steps_for_nfe(solver: str, nfe: int) -> int:
-    """The largest step count whose NFE does not exceed the budget."""
-    steps = max(1, nfe)
-    while steps > 1 and nfe_per_step(solver, steps) > nfe:
-        steps -= 1
-    return steps
 
 
 def truth_and_floor(gmm, n, seeds):

@@ -157,6 +157,13 @@ def test_each_record_describes_its_function(solver):
     assert torch.equal(a, b) == record.deterministic
 
 
+def test_steps_for_an_nfe_budget():
+    from zoo.diffusion.solvers import steps_for_nfe
+
+    assert [steps_for_nfe("heun", n) for n in (1, 2, 3, 19, 20)] == [1, 1, 2, 10, 10]
+    assert [steps_for_nfe("pc", n) for n in (1, 5, 8)] == [1, 2, 4] and steps_for_nfe("ddim", 7) == 7
+
+
 def test_initial_noise_can_be_given():
     d = mixture().denoiser("flow")
     x_init = torch.randn(5, 2, generator=torch.Generator().manual_seed(0))

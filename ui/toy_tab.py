@@ -7,7 +7,7 @@ import gradio as gr
 import zoo
 from ui import inputs, plots, serving
 from ui.errors import as_float, as_int, friendly
-from ui.image_widgets import check_choice, check_sampler, eta_control, eta_update, solver_options
+from ui.image_widgets import MAX_UI_STEPS, check_choice, check_sampler, eta_control, eta_update, solver_options
 from ui.opened import Target
 from zoo.data.toy2d import TOY_DATASETS, toy_density_image
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, SOLVERS, SPACINGS, DiffusionConfig
@@ -22,7 +22,6 @@ LIM = 3.0
 SOURCES = ("bundled", "trained here", "exact (gmm only)")
 # distilled students (and the flow teacher reflow starts from): models that bring their own data set
 STUDENTS = tuple(e.name for e in registry.DISTILLED)
-MAX_UI_STEPS = 1000
 TOY_GPU_SECONDS = 30  # a sample of 20,000 points with its likelihoods: seconds on a CPU
 FIELD_GPU_SECONDS = 10  # one network call on a 21 x 21 grid (also drawn when the page opens)
 PLOT_EVERY = 1.5  # seconds of training between live loss plots (each takes ~0.25 s to draw and send)

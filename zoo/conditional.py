@@ -20,7 +20,7 @@ import torch
 
 from zoo.diffusion.guidance import (NoisyClassifier, check_guidance, check_interval, classifier_free_guidance,
                                     classifier_guidance, classifier_log_prob_grad)
-from zoo.diffusion.sampling import sample_info
+from zoo.diffusion.sampling import Counted, sample_info
 from zoo.gpu import place
 from zoo.pixels import MAX_BATCH, ImageOutput, PixelPipeline, to_uint8
 
@@ -33,17 +33,6 @@ class GuidedOutput(ImageOutput):
     guided sampling); network_calls counts UNet passes (CFG makes two per evaluation)."""
 
     network_calls: int = 0
-
-
-class CountedNet:
-    """A denoiser that counts its network passes (CFG makes two per evaluation)."""
-
-    def __init__(self, denoiser):
-        self.denoiser, self.calls = denoiser, 0
-
-    def __call__(self, x, t, **cond):
-        self.calls += 1
-        return self.denoiser(x, t, **cond)
 
 
 def _is_index(y) -> bool:
@@ -120,7 +109,7 @@ class GuidedPipeline:
         labels, guidance, scale, interval = self._check(labels, guidance, classifier, classifier_scale, interval)
         device = place(self.base.denoiser, classifier)
         y = torch.tensor(labels, device=device)
-        net = CountedNet(self.base.denoiser)
+        net = Counted(self.base.denoiser)
         d = self.guided_denoiser(y, guidance, classifier, scale, interval, net)
         out = sample_info(d, (len(labels), *self.image_shape), schedule=self.schedule, steps=steps, solver=solver,
                           spacing=spacing, seed=seed, callback=callback, device=device, **options)

@@ -20,8 +20,9 @@ from typing import Optional
 import numpy as np
 import torch
 
-from zoo.conditional import CountedNet, GuidedOutput, check_strength
+from zoo.conditional import GuidedOutput, check_strength
 from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
+from zoo.diffusion.sampling import Counted
 from zoo.diffusion.guidance import check_interval, classifier_free_guidance
 from zoo.gpu import place
 from zoo.hub.validation import CheckpointError
@@ -124,7 +125,7 @@ class TextToImagePipeline:
         cond = self.context(prompts)  # ValueError when a prompt has too many tokens
         with torch.no_grad():
             null = self.net.encode_text(None, n)  # the DiT's own null condition: the empty prompt
-        net = CountedNet(self.denoiser)
+        net = Counted(self.denoiser)
         d = classifier_free_guidance(net, guidance, {"context": cond}, {"context": null}, interval)
         out = sample_info(d, (n, *self.latent_shape), schedule=self.schedule, steps=steps, solver=solver,
                           spacing=spacing, seed=seed, callback=callback, device=self.device, **options)

@@ -9,7 +9,7 @@ from zoo.data.toy2d import sample_toy
 from zoo.diffusion import SOLVERS, get_schedule, make_grid, sample_info
 from zoo.diffusion.likelihood import bits_per_dim, ode_nll, vlb_nats
 from zoo.diffusion.metrics import sliced_wasserstein
-from zoo.diffusion.solvers import nfe_per_step
+from zoo.diffusion.solvers import steps_for_nfe
 from zoo.gpu import place
 from zoo.toy2d import ToyPipeline
 
@@ -93,7 +93,7 @@ def compare_solvers(pipe: ToyPipeline, nfes=(4, 8, 16, 32, 64), n: int = 2000, s
     for k, solver in enumerate(SOLVERS):
         pts = []
         for nfe in nfes:
-            steps = max(1, next(s for s in range(nfe, 0, -1) if nfe_per_step(solver, s) <= nfe or s == 1))
+            steps = steps_for_nfe(solver, nfe)
             out = sample_info(pipe.denoiser, (n, 2), schedule=pipe.schedule, steps=steps, solver=solver,
                               spacing=spacing, seed=seed, device=device)
             pts.append((out.nfe, pipe.distance_to_data(out.x0.cpu())))

@@ -24,15 +24,17 @@ class SampleOutput:
     seconds: float
 
 
-class _Counted:
-    """Counts denoiser calls, so every solver reports its true NFE."""
+class Counted:
+    """A denoiser that counts its calls, so every solver reports its true NFE (and guided
+    pipelines their network passes: CFG makes two per evaluation). `cond` goes with every
+    call, beside any keyword the caller adds."""
 
-    def __init__(self, denoiser, cond):
-        self.denoiser, self.cond, self.nfe = denoiser, cond, 0
+    def __init__(self, denoiser, cond: Optional[dict] = None):
+        self.denoiser, self.cond, self.calls = denoiser, cond or {}, 0
 
-    def __call__(self, x, t):
-        self.nfe += 1
-        return self.denoiser(x, t, **self.cond)
+    def __call__(self, x, t, **more):
+        self.calls += 1
+        return self.denoiser(x, t, **self.cond, **more)
 
 
 def check_solver(solver: str, options: dict) -> None:
@@ -68,11 +70,11 @@ def sample_info(denoiser: Callable, shape, schedule="vp-cosine", steps: int = 20
         if tuple(x_init.shape) != shape:
             raise ValueError(f"x_init must have shape {shape}, got {tuple(x_init.shape)}")
         x = x_init.to(device=device, dtype=dtype)
-    counted = _Counted(denoiser, cond or {})
+    counted = Counted(denoiser, cond)
     start = time.perf_counter()
     with torch.no_grad():
         x0 = SOLVERS[solver](counted, x, grid, noise, callback, **options)
-    return SampleOutput(x0, counted.nfe, time.perf_counter() - start)
+    return SampleOutput(x0, counted.calls, time.perf_counter() - start)
 
 
 def sample(denoiser: Callable, shape, schedule="vp-cosine", steps: int = 20, solver: str = "dpmpp_2m",

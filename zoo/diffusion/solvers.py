@@ -265,3 +265,11 @@ DETERMINISTIC = tuple(name for name, record in RECORDS.items() if record.determi
 def nfe_per_step(solver: str, steps: int) -> int:
     """Denoiser evaluations a solver makes for `steps` steps."""
     return RECORDS[solver].nfe(steps)
+
+
+def steps_for_nfe(solver: str, nfe: int) -> int:
+    """The largest step count whose NFE fits in `nfe` (at least one step)."""
+    steps = max(1, nfe)
+    while steps > 1 and nfe_per_step(solver, steps) > nfe:
+        steps -= 1
+    return steps
