@@ -17,7 +17,7 @@ import asyncio
 import gradio as gr
 
 from zoo import cpu
-from zoo.diffusion.solvers import SOLVERS, nfe_per_step
+from zoo.diffusion.solvers import network_passes
 
 WORKERS = cpu.workers()
 HEAVY = "heavy"
@@ -92,9 +92,7 @@ def session_limit(n_inputs: int):
     return check
 
 
-def passes(solver: str, steps: int, per_eval: int = 1) -> int:
-    """Network passes of one sample (per_eval: 2 with classifier-free guidance)."""
-    return nfe_per_step(solver, steps) * per_eval if solver in SOLVERS else steps
+passes = network_passes  # the budget's unit: network passes of one sample
 
 
 def check_budget(samples: int, passes_each: int, budget: int, what: str = "images") -> None:

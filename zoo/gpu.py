@@ -63,11 +63,11 @@ def sampling_seconds(batch, solver, steps, passes_per_eval: int = 1) -> int:
     0.5 ms an image), plus a floor for loading and moving the weights. The values come
     straight from the UI, so anything unreadable gets the floor (the handler itself then
     refuses it)."""
-    from zoo.diffusion.solvers import SOLVERS, nfe_per_step
+    from zoo.diffusion.solvers import network_passes
 
     try:
         batch, steps = int(batch), int(steps)
-        passes = nfe_per_step(solver, steps) * passes_per_eval if solver in SOLVERS else steps
+        passes = network_passes(solver, steps, passes_per_eval)
     except (TypeError, ValueError, OverflowError):
         return GPU_SECONDS_FLOOR
     estimate = GPU_SECONDS_FLOOR + passes * (0.01 + 0.0005 * max(batch, 1))

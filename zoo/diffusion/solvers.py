@@ -267,6 +267,12 @@ def nfe_per_step(solver: str, steps: int) -> int:
     return RECORDS[solver].nfe(steps)
 
 
+def network_passes(solver: str, steps: int, per_eval: int = 1) -> int:
+    """Network passes of one sample: NFE x passes per evaluation (2 with classifier-free
+    guidance). A name that is no solver (a request about to be refused) counts its steps."""
+    return nfe_per_step(solver, steps) * per_eval if solver in RECORDS else steps
+
+
 def steps_for_nfe(solver: str, nfe: int) -> int:
     """The largest step count whose NFE fits in `nfe` (at least one step)."""
     steps = max(1, nfe)
