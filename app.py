@@ -9,6 +9,7 @@ import os
 import gradio as gr
 
 from ui import serving
+from zoo.diffusion.solvers import RECORDS
 from ui.guidance_tab import build_guidance_tab
 from ui.pixels_tab import build_pixels_tab
 from ui.schedules_tab import build_schedules_tab
@@ -22,8 +23,9 @@ TITLE = "Diffusion model zoo"
 def build_app() -> gr.Blocks:
     # delete_cache: previews and downloads older than CACHE_AGE go, checked every 10 minutes
     with gr.Blocks(title=TITLE, delete_cache=(600, serving.CACHE_AGE)) as demo:
+        solvers = ", ".join(record.title for record in RECORDS.values())
         gr.Markdown(f"# {TITLE}\nTrain, sample and compare diffusion models: exact math, selectable solvers "
-                    "(DDPM, DDIM, Euler, Heun, DPM-Solver++ 2M, Euler-Maruyama, predictor-corrector) and step counts.")
+                    f"({solvers}) and step counts.")
         with gr.Tab("Toy 2D", id="toy"):
             toy = build_toy_tab()
         with gr.Tab("Unconditional", id="pixels"):

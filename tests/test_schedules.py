@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from zoo.diffusion import FIXED_SPACINGS, SCHEDULES, ddpm_discretisation, get_schedule, make_grid
+from zoo.diffusion import FIXED_SPACINGS, SCHEDULES, SPACINGS, ddpm_discretisation, get_schedule, make_grid
 
 
 @pytest.mark.parametrize("name", sorted(SCHEDULES))
@@ -95,3 +95,11 @@ def test_unknown_schedule_and_spacing_name_allowed_values():
         get_schedule("cosine-ish")
     with pytest.raises(ValueError, match="spacing must be one of .*karras"):
         make_grid("ve", 5, "cubic")
+
+
+def test_every_spacing_describes_itself_for_the_schedules_tab():
+    from ui.schedules_tab import SPACING_TEXT
+    from zoo.diffusion.spacing import SPACING_FORMULAS
+
+    assert set(SPACING_FORMULAS) == set(SPACINGS)
+    assert all(f"`{name}`" in SPACING_TEXT for name in SPACINGS)

@@ -147,7 +147,8 @@ def test_each_record_describes_its_function(solver):
     record = RECORDS[solver]
     params = list(inspect.signature(record.fn).parameters.values())
     assert [p.name for p in params[:5]] == ["denoiser", "x", "grid", "noise", "callback"]
-    assert [p.name for p in params[5:]] == list(record.options) and record.summary and record.order >= 1
+    assert [p.name for p in params[5:]] == list(record.options)
+    assert record.title and record.summary and record.order >= 1
     for p in params[5:]:
         low, high = record.options[p.name]
         assert low <= p.default <= high

@@ -4,6 +4,7 @@ import gradio as gr
 from ui import inputs
 from ui.toy_tab import on_schedule
 from zoo.diffusion import SCHEDULES, SPACINGS
+from zoo.diffusion.spacing import SPACING_FORMULAS
 
 THEORY = r"""
 Every schedule is a pair of functions of continuous time $t \in [0, 1]$:
@@ -18,8 +19,8 @@ $\lambda(t) = \log(\alpha^2/\sigma^2)$.
 | `flow` | $1-t$ | $t$ | rectified flow (Liu et al. 2022) |
 
 Discrete DDPM: $\bar\alpha_i = \alpha(i/T)^2$, $\beta_i = 1 - \bar\alpha_i/\bar\alpha_{i-1}$.
-Step spacings: uniform in $t$; uniform in $\lambda$ (DPM-Solver); Karras $\rho = 7$ on $\sigma/\alpha$ (EDM).
 """
+SPACING_TEXT = "Step spacings: " + "; ".join(f"`{name}`: {text}" for name, text in SPACING_FORMULAS.items()) + "."
 
 
 def build_schedules_tab():
@@ -29,7 +30,7 @@ def build_schedules_tab():
         spacing = inputs.Dropdown(sorted(SPACINGS), value="logsnr", label="step spacing", elem_id="sched-spacing")
     message = gr.Markdown("", elem_id="sched-message")
     plot = gr.Plot(label="alpha, sigma, log-SNR", elem_id="sched-plot")
-    gr.Markdown(THEORY, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
+    gr.Markdown(THEORY + SPACING_TEXT, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     gr.on([schedule.change, steps.input, spacing.change], on_schedule, [schedule, steps, spacing], [plot, message],
           api_name="schedules_plot", trigger_mode="always_last")
     return on_schedule, [schedule, steps, spacing], [plot, message]

@@ -233,6 +233,7 @@ class SolverRecord:
     (tests/test_solvers.py checks each record against its function)."""
 
     fn: Callable
+    title: str           # its name in prose, e.g. "DPM-Solver++ 2M"
     summary: str         # one line, with the paper
     deterministic: bool  # the same x_T always gives the same sample (ddim: at eta = 0)
     order: int           # convergence order: strong for the ODE solvers, weak for the SDE ones
@@ -246,17 +247,17 @@ class SolverRecord:
 
 
 RECORDS = {
-    "ddpm": SolverRecord(ddpm, "ancestral sampling (Ho et al. 2020)", False, 1),
-    "ddim": SolverRecord(ddim, "DDIM (Song, Meng & Ermon 2021); eta 1 is ddpm", True, 1, {"eta": ETA_RANGE}),
-    "euler": SolverRecord(euler, "Euler on the probability-flow ODE", True, 1),
-    "heun": SolverRecord(heun, "Heun on the PF-ODE (Karras et al. 2022, Alg. 1)", True, 2,
+    "ddpm": SolverRecord(ddpm, "DDPM", "ancestral sampling (Ho et al. 2020)", False, 1),
+    "ddim": SolverRecord(ddim, "DDIM", "DDIM (Song, Meng & Ermon 2021); eta 1 is ddpm", True, 1,
+                         options={"eta": ETA_RANGE}),
+    "euler": SolverRecord(euler, "Euler", "Euler on the probability-flow ODE", True, 1),
+    "heun": SolverRecord(heun, "Heun", "Heun on the PF-ODE (Karras et al. 2022, Alg. 1)", True, 2,
                          evals_per_step=2, evals_saved=1),
-    "dpmpp_2m": SolverRecord(dpmpp_2m, "DPM-Solver++(2M) (Lu et al. 2022, Alg. 2)", True, 2),
-    "dpmpp_3m": SolverRecord(dpmpp_3m, "DPM-Solver++(3M), multistep third order (Lu et al. 2022)", True, 3),
-    "euler_maruyama": SolverRecord(euler_maruyama, "Euler-Maruyama on the reverse SDE (Song et al. 2021)",
-                                   False, 1),
-    "pc": SolverRecord(pc, "predictor-corrector: Langevin + reverse SDE (Song et al. 2021, Alg. 4-5)", False, 1,
-                       {"snr": SNR_RANGE}, evals_per_step=2),
+    "dpmpp_2m": SolverRecord(dpmpp_2m, "DPM-Solver++ 2M", "DPM-Solver++(2M) (Lu et al. 2022, Alg. 2)", True, 2),
+    "dpmpp_3m": SolverRecord(dpmpp_3m, "DPM-Solver++ 3M", "DPM-Solver++(3M), multistep (Lu et al. 2022)", True, 3),
+    "euler_maruyama": SolverRecord(euler_maruyama, "Euler-Maruyama", "the reverse SDE (Song et al. 2021)", False, 1),
+    "pc": SolverRecord(pc, "predictor-corrector", "Langevin + reverse SDE (Song et al. 2021, Alg. 4-5)", False, 1,
+                       options={"snr": SNR_RANGE}, evals_per_step=2),
 }
 SOLVERS = {name: record.fn for name, record in RECORDS.items()}
 DETERMINISTIC = tuple(name for name, record in RECORDS.items() if record.deterministic)

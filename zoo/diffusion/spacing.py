@@ -67,6 +67,15 @@ def _needs_stored_times(schedule: Schedule, n: int):
 
 
 SPACINGS = {**FIXED_SPACINGS, OPTIMIZED: _needs_stored_times}
+# What each spacing is, for the tabs' text (Markdown with $...$ math); one entry per spacing.
+SPACING_FORMULAS = {
+    "uniform": r"uniform in $t$",
+    "logsnr": r"uniform in $\lambda$ (DPM-Solver)",
+    "karras": r"Karras $\rho = 7$ on $\sigma/\alpha$ (EDM)",
+    "quadratic": r"$t$ quadratic in the step index (DDIM's quadratic sub-sequence, DPM-Solver's time_quadratic)",
+    OPTIMIZED: r"the times a model stores in its config.json, found per solver and step count by "
+               r"`python -m trainers.optimize_steps`",
+}
 
 
 def _log_snr_range(schedule: Schedule):
