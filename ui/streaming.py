@@ -10,7 +10,9 @@ how fast a step is. The run ends early, at its next solver step, when
 * Gradio cancels the event (a closed tab, a client's cancel): it closes the generator,
   and no CPU is spent after that.
 """
+import math
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional
@@ -77,12 +79,13 @@ def stream_sampling(run: Callable[[Callable], Any], interval: float = 0.3,
     `interval`: previews (render, encode, send) then cost the server the same share of its
     CPU whatever the number of visitors, instead of a share growing with them."""
     state = {"latest": None, "result": None, "error": None, "stopped": False}
-    closed = threading.Event()
+    closed, fresh = threading.Event(), threading.Event()  # fresh: a new step, or the end of the run
 
     def callback(step, t, x_t, x0_hat):
         if closed.is_set() or (stop is not None and stop.is_set()):
             raise Cancelled()
         state["latest"] = Progress(step, float(t), x_t.detach().clone(), x0_hat.detach().clone())
+        fresh.set()
 
     def work():
         try:
@@ -91,17 +94,21 @@ def stream_sampling(run: Callable[[Callable], Any], interval: float = 0.3,
             state["stopped"] = True
         except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
             state["error"] = err
+        finally:
+            fresh.set()
 
     worker = threading.Thread(target=work, daemon=True, name=SAMPLER_THREAD)
     _count_running(+1)
     worker.start()
-    shown: Optional[Progress] = None
+    shown, last = None, -math.inf
     try:
         while worker.is_alive():
-            worker.join(interval * max(1, _RUNNING[0]))  # wakes at once when the run ends
+            fresh.wait(1.0)  # sleeps until a step is done: never a busy loop, whatever the interval
+            worker.join(max(0.0, last + interval * max(1, _RUNNING[0]) - time.monotonic()))  # returns when the run ends
+            fresh.clear()  # before reading: a step finishing now sets it again
             latest: Optional[Progress] = state["latest"]
             if latest is not None and latest is not shown and worker.is_alive():
-                shown = latest
+                shown, last = latest, time.monotonic()
                 yield "progress", latest
         if state["error"] is not None:
             raise state["error"]
