@@ -258,7 +258,7 @@ def build_toy_tab():
             with gr.Row():
                 samples_plot = gr.Plot(label="samples over the data density", show_label=False, elem_id="toy-samples")
                 traj_plot = gr.Plot(label="reverse trajectories", show_label=False, elem_id="toy-trajectories")
-                teacher_plot = gr.Plot(label="teacher's trajectories (students only)", show_label=False,
+                teacher_plot = gr.Plot(label="teacher's trajectories (students only)", show_label=True,
                                        elem_id="toy-teacher-trajectories")
             step_slider = inputs.Slider(0, 20, value=20, step=1, label="step through the reverse process",
                                         elem_id="toy-step")
