@@ -35,9 +35,7 @@ import dataclasses
 import hashlib
 import json
 import os
-import shlex
 import shutil
-import sys
 import time
 import traceback
 import uuid
@@ -55,6 +53,8 @@ from tqdm.auto import tqdm
 
 from trainers.state_files import (flatten_optimizer, rng_state, set_rng_state, state_tensors,
                                   unflatten_optimizer)
+from trainers.published import (command_line, looks_like_path, public_command, public_path,  # noqa: F401 - trainers
+                                 redact)  # import these from here
 from zoo import cpu, hub
 from zoo.optim import LR_DECAYS, ema_multi_avg_fn, learning_rate
 
@@ -182,80 +182,6 @@ def image_grid(images: torch.Tensor, nrow: int | None = None):
     return to_pil_image((grid + 1) / 2)
 
 
-def command_line(module: str | None = None, argv: list[str] | None = None) -> str:
-    """The training command for the model card: `python -m module *argv` when a trainer's
-    main(argv) was called in-process, else the command that started this process, with a
-    trainer script of this repository named as its module (runnable from the root)."""
-    if module is not None and argv is not None:
-        return shlex.join(["python", "-m", module, *argv])
-    script, root = Path(sys.argv[0]).resolve(), Path(__file__).resolve().parents[1]
-    if script.suffix == ".py" and script.is_relative_to(root):
-        module = ".".join(script.relative_to(root).with_suffix("").parts)
-        return shlex.join(["python", "-m", module, *sys.argv[1:]])
-    return shlex.join(["python", *sys.argv])
-
-
-# ----------------------------------------------------------------------------- what gets published
-
-
-def _looks_like_path(text: str) -> bool:
-    # a separator or a home / parent reference; a URL is not a local path
-    return (os.sep in text or "/" in text or text.startswith(("~", ".."))) and "://" not in text
-
-
-def _absolute(path) -> Path:
-    return Path(os.path.abspath(os.path.expanduser(str(path))))
-
-
-def _inside(path: Path, folder: Path) -> Path | None:
-    """`path` relative to `folder` when inside it (as given or through symlinks), else None."""
-    for p, f in ((path, folder), (path.resolve(), folder.resolve())):
-        if p.is_relative_to(f):
-            return p.relative_to(f)
-    return None
-
-
-def public_path(value, run_dir=None) -> str:
-    """How a local path appears in published files, logs and messages: relative to the
-    working directory when inside it (the recorded command still runs from there), else
-    inside the run folder as the run folder's public path + the rest, else its bare name;
-    so no folder above them (home, user name, mounts) is ever shown. Names that are not
-    paths ('mnist-offline') come back unchanged, and so does a relative 'USER/repo'."""
-    text = str(value)
-    if not _looks_like_path(text):
-        return text
-    path = _absolute(text)
-    rel = _inside(path, Path.cwd())
-    if rel is not None:
-        return rel.as_posix()
-    if run_dir is not None:
-        rel = _inside(path, _absolute(run_dir))
-        if rel is not None:
-            return (Path(public_path(_absolute(run_dir))) / rel).as_posix()
-    return path.name or "."
-
-
-def redact(text: str) -> str:
-    """`text` with the Hugging Face token (HF_TOKEN or the saved login) replaced."""
-    from huggingface_hub import get_token
-
-    token = get_token()
-    return text.replace(token, "<hf-token>") if token else text
-
-
-def public_command(command: str, run_dir=None) -> str:
-    """A command line as the card records it: each path-like argument (`--flag=PATH` too)
-    through public_path, the token redacted."""
-    words = []
-    for word in map(redact, shlex.split(command)):  # per word, so the command stays well quoted
-        if word.startswith("-"):
-            flag, eq, value = word.partition("=")
-            words.append(flag + eq + public_path(value, run_dir) if eq else word)
-        else:
-            words.append(public_path(word, run_dir))
-    return shlex.join(words)
-
-
 # ----------------------------------------------------------------------------- honest resume
 
 
@@ -271,7 +197,7 @@ def run_flags(args: argparse.Namespace, run_dir, may_change) -> dict:
     for name, value in sorted(vars(args).items()):
         if name in may_change:
             continue
-        if isinstance(value, (str, os.PathLike)) and str(value) and (_looks_like_path(str(value))
+        if isinstance(value, (str, os.PathLike)) and str(value) and (looks_like_path(str(value))
                                                                      or Path(value).exists()):
             where = str(Path(value).expanduser().resolve()).encode()
             value = {"path": public_path(value, run_dir), "at": hashlib.sha256(where).hexdigest()[:16]}
