@@ -2,12 +2,14 @@
 a trained KL-VAE (latent diffusion's second stage; train the VAE first with trainers.vae).
 
     python -m trainers.text2image --vae shapes-vae --fp16-weights --steps 12000 --release weights/shapes-t2i
+    python -m trainers.text2image --dataset scenes --vae scenes-vae --fp16-weights --steps 16000 \
+        --release weights/scenes-t2i
 
-The captioned shapes images are generated (zoo.data.shapes), encoded once by the VAE
+The captioned images are generated (zoo.data.shapes or zoo.data.scenes), encoded once by the VAE
 (posterior means) and normalised to unit variance; the scale and shift are saved in
 config.json 'latent' with the VAE's reference. Captions are dropped to "" with
 probability --caption-dropout for classifier-free guidance. After training, the share of
-prompts the samples follow (zoo.data.shapes.judge) goes into the checkpoint.
+prompts the samples follow (the data set's judge) goes into the checkpoint.
 
 --vae: a zoo entry name or Hub repo id (a local folder trains too, with --vae-name saying
 where that VAE is published: a checkpoint never names local paths);
@@ -23,7 +25,7 @@ import torch  # noqa: E402
 
 from trainers.common import (Release, add_loop_args, command_line, image_grid, loop_config, public_path,  # noqa: E402
                             train)
-from zoo.data import shapes  # noqa: E402
+from zoo.data.captioned import CAPTIONED, captioned  # noqa: E402
 from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, DiffusionConfig,  # noqa: E402
                            diffusion_loss)
 from zoo.hub import CardInfo  # noqa: E402
@@ -34,8 +36,12 @@ from zoo.text2image import (LatentSpace, TextToImagePipeline, check_latent, load
                             resolve_vae)
 
 EVAL_SEED = 20_000  # captions of fresh shapes for the evaluation: another seed of the generator
-PREVIEW_PROMPTS = ["a red circle", "a blue square", "a green triangle", "a small yellow circle in the top left",
-                   "a large purple square on the right", "a cyan triangle at the bottom"]
+PREVIEW_PROMPTS = {"shapes": ["a red circle", "a blue square", "a green triangle",
+                              "a small yellow circle in the top left", "a large purple square on the right",
+                              "a cyan triangle at the bottom"],
+                   "scenes": ["a red circle", "three yellow circles", "a circle and a square",
+                              "a red circle to the left of a blue square", "a red triangle and a blue circle",
+                              "a purple triangle"]}
 EVAL_GUIDANCE = (0.0, 1.0, 3.0)
 
 
@@ -44,6 +50,7 @@ def parse_args(argv=None):
     ap.add_argument("--vae", default="shapes-vae", help="VAE to train on: a zoo entry, Hub repo id or checkpoint folder")
     ap.add_argument("--vae-name", help="how the release names its VAE: a zoo entry or Hub repo id (default: --vae; "
                                        "required when --vae is a folder, since a checkpoint never names local paths)")
+    ap.add_argument("--dataset", choices=sorted(CAPTIONED), default="shapes", help="the captioned images")
     ap.add_argument("--num-images", type=int, default=20_000, help="size of the generated training set")
     ap.add_argument("--width", type=int, default=DiT.Config.width)
     ap.add_argument("--depth", type=int, default=DiT.Config.depth)
@@ -64,9 +71,20 @@ def parse_args(argv=None):
 def net_config(args) -> DiT.Config:
     if not 0.0 < args.caption_dropout < 1.0:
         raise ValueError(f"--caption-dropout must be in (0, 1), got {args.caption_dropout}")
-    text = TextEncoder.Config(vocab=vocab_ids(shapes.vocabulary()), width=args.text_width, layers=args.text_layers)
+    text = TextEncoder.Config(vocab=vocab_ids(captioned(args.dataset).vocabulary()), width=args.text_width,
+                              layers=args.text_layers)
     return DiT.Config(width=args.width, depth=args.depth, heads=args.heads, text=text,
-                      caption_dropout=args.caption_dropout)
+                      caption_dropout=args.caption_dropout, input_size=latent_size(args))
+
+
+def latent_size(args) -> int:
+    """The side of the VAE's latents; the VAE must take the data set's images."""
+    vae = load_latent_space({"vae": args.vae}, "cpu", "--vae", allow_local=True).vae.config
+    size = captioned(args.dataset).image_size
+    if vae.image_size != size:
+        raise ValueError(f"--vae {public_path(args.vae)} takes {vae.image_size}x{vae.image_size} images, the {args.dataset} "
+                         f"data set has {size}x{size}: train its VAE with python -m trainers.vae --dataset {args.dataset}")
+    return vae.latent_shape[1]
 
 
 def prepare_latents(vae: str, data):
@@ -86,21 +104,21 @@ def batches(latents: torch.Tensor, rows: torch.Tensor, batch_size: int):
     return draw
 
 
-def evaluation(pipe_for, prompts: list):
+def evaluation(pipe_for, prompts: list, data):
     """Release.evaluate: share of fresh captions the samples follow, by guidance w."""
     def evaluate(net):
         pipe, results = pipe_for(net), {}
         for w in EVAL_GUIDANCE:
-            scores = shapes.judge(pipe.generate(prompts, guidance=w), prompts)
+            scores = data.score(pipe.generate(prompts, guidance=w), prompts)
             results[str(w)] = {k: round(v, 4) for k, v in scores.items()}
             print(f"w = {w}: {results[str(w)]}")
         attrs = list(next(iter(results.values())))
         rows = "\n".join(f"| {w} | " + " | ".join(f"{r[a]:.3f}" for a in attrs) + " |" for w, r in results.items())
         return {"prompt_following_by_guidance": results}, (
-            f"Share of {len(prompts)} fresh captions (of new random shapes; the caption language has "
-            f"{shapes.LANGUAGE_SIZE} sentences, which a large training set all contains) whose samples show each "
-            f"attribute the caption names (read back from the pixels by zoo.data.shapes.judge; 'all': every named "
-            f"attribute), DPM-Solver++ 2M, 20 steps, by classifier-free guidance w:\n\n| w | {' | '.join(attrs)} "
+            f"Share of {len(prompts)} fresh captions (of new random {data.name}, drawn as the training captions "
+            f"are) whose samples show what the caption names (read back from the pixels by the {data.name} judge; "
+            f"'overall': the mean), DPM-Solver++ 2M, 20 steps, by classifier-free guidance w:\n\n| w | "
+            f"{' | '.join(attrs)} "
             f"|\n|---|" + "---|" * len(attrs) + "\n" + rows + "\n")
     return evaluate
 
@@ -122,21 +140,22 @@ def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, a
     from zoo.hub import weights_sha256
 
     latent_shape = "x".join(map(str, space.vae.config.latent_shape))
-    card = CardInfo(title="Text-to-image latent DiT on the shapes data set", pipeline_tag="text-to-image",
+    data = captioned(args.dataset)
+    card = CardInfo(title=f"Text-to-image latent DiT on the {data.name} data set", pipeline_tag="text-to-image",
                     tags=["dit", "latent-diffusion", "open_clip", "classifier-free-guidance", args.objective,
                           args.schedule],
                     description=(f"Latent DiT ({n_params / 1e6:.2f}M parameters, its open_clip text transformer "
                                  f"included) on {latent_shape} latents of the VAE {vae_name(args)}, {args.objective} "
                                  f"objective, {args.schedule} schedule, captions dropped with probability "
                                  f"{args.caption_dropout}; from the diffusion model zoo."),
-                    data=f"{args.num_images} generated captioned shapes images (zoo.data.shapes, seed {cfg.seed})")
+                    data=f"{args.num_images} generated captioned images: {data.description}, seed {cfg.seed}")
     latent = {"vae": vae_name(args), "vae_sha256": weights_sha256(resolve_vae(args.vae, allow_local=True)),
               "scale": space.scale, "shift": space.shift}
-    prompts = [c for _, c in shapes.sample_shapes(args.eval_samples, seed=EVAL_SEED)]
+    prompts = data.captions(args.eval_samples, EVAL_SEED)
     return Release("dit", config, diffusion, card,
-                   extra={"latent": latent, "data": {"dataset": "shapes", "size": args.num_images}},
+                   extra={"latent": latent, "data": {"dataset": data.name, "size": args.num_images}},
                    dtype=torch.float16 if args.fp16_weights else torch.float32,
-                   command=command_line("trainers.text2image", argv), evaluate=evaluation(pipe_for, prompts))
+                   command=command_line("trainers.text2image", argv), evaluate=evaluation(pipe_for, prompts, data))
 
 
 def main(argv=None):
@@ -144,7 +163,7 @@ def main(argv=None):
     vae_name(args)  # before any work: a release must name its VAE publicly
     cfg = loop_config(args, may_change=("fp16_weights", "eval_samples", "vae_name"))
     config = net_config(args)
-    data, captions = shapes.load_shapes(args.num_images, seed=cfg.seed)
+    data, captions = captioned(args.dataset).load(args.num_images, cfg.seed)
     space, latents = prepare_latents(args.vae, data)
     if tuple(latents.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
         raise ValueError(f"the VAE's latents are {tuple(latents.shape[1:])}, the DiT takes "
@@ -160,7 +179,8 @@ def main(argv=None):
                                    latents.shape[1:])
 
     def sample_fn(ema_net):  # a row of 6 seeds per preview prompt, w = 3
-        images = pipe_for(ema_net).generate([p for p in PREVIEW_PROMPTS for _ in range(6)], guidance=3.0)
+        images = pipe_for(ema_net).generate([p for p in PREVIEW_PROMPTS[args.dataset] for _ in range(6)],
+                                            guidance=3.0)
         return image_grid(from_uint8(images), nrow=6)
 
     def loss_fn(model, batch):

@@ -25,6 +25,7 @@ COLORS = {"red": (220, 38, 38), "green": (34, 160, 60), "blue": (37, 80, 220),
           "yellow": (236, 196, 24), "purple": (140, 56, 190), "cyan": (24, 190, 205)}
 SIZES = {"small": 7.0, "large": 12.0}  # side of the bounding box, pixels
 # 3x3 grid of positions: (row, column) -> phrase; cell centres at 8, 16, 24 pixels
+CELL_CENTRES = (8, 16, 24)
 POSITIONS = {
     "top left": (0, 0), "top": (0, 1), "top right": (0, 2),
     "left": (1, 0), "center": (1, 1), "right": (1, 2),
@@ -82,17 +83,21 @@ def render(shape: Shape) -> np.ndarray:
     k = SUPERSAMPLE
     image = Image.new("RGB", (IMAGE_SIZE * k, IMAGE_SIZE * k), BACKGROUND)
     row, col = POSITIONS[shape.position]
-    cx, cy = (8 + 8 * col + shape.dx) * k, (8 + 8 * row + shape.dy) * k
+    cx, cy = (CELL_CENTRES[col] + shape.dx) * k, (CELL_CENTRES[row] + shape.dy) * k
     half = (SIZES[shape.size] + shape.dsize) * k / 2
+    draw_shape(ImageDraw.Draw(image), shape.shape, COLORS[shape.color], cx, cy, half)
+    return np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX))
+
+
+def draw_shape(draw, shape: str, color: tuple, cx: float, cy: float, half: float):
+    """One filled shape of half-side `half` centred at (cx, cy) (PIL coordinates)."""
     box = (cx - half, cy - half, cx + half, cy + half)
-    draw, color = ImageDraw.Draw(image), COLORS[shape.color]
-    if shape.shape == "circle":
+    if shape == "circle":
         draw.ellipse(box, fill=color)
-    elif shape.shape == "square":
+    elif shape == "square":
         draw.rectangle(box, fill=color)
     else:  # triangle, apex up
         draw.polygon([(cx, cy - half), (cx + half, cy + half), (cx - half, cy + half)], fill=color)
-    return np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX))
 
 
 def sample_shapes(n: int, seed: int = 0) -> list[tuple[Shape, str]]:
@@ -164,32 +169,42 @@ def _top_to_bottom(rows: np.ndarray) -> float:
     return upper / max(rows.sum() - upper, 1e-6)
 
 
-def _cell(v: float) -> int:
-    return 0 if v < 12 else (1 if v < 20 else 2)  # borders halfway between the centres 8, 16, 24
+def _cell(v: float, centres: tuple) -> int:
+    """Grid row or column (0, 1, 2) of a coordinate: borders halfway between the centres."""
+    return sum(v >= (a + b) / 2 for a, b in zip(centres, centres[1:]))
 
 
-def read_shape(image: np.ndarray) -> dict:
-    """The attributes of the one shape in a uint8 (32, 32, 3) image, read from its pixels:
-    colour = nearest palette colour to the mean foreground colour; position = grid cell of
-    the centre of its extent (not the centroid, which sits low in a triangle); size = its
-    extent; shape = triangle when its top half holds much less than its bottom half, else
-    square or circle by how much of its bounding box it fills (1 vs pi/4). An empty canvas
-    gives {}. Exact on the data set (tested)."""
-    weight = _foreground(image)
+def read_object(image: np.ndarray, weight: np.ndarray, centres: tuple = CELL_CENTRES) -> dict:
+    """The attributes of one shape, from the image and its soft foreground weight (zero
+    off the shape): colour = nearest palette colour to the mean foreground colour;
+    position = grid cell of the centre of its extent (not the centroid, which sits low in
+    a triangle); size = its extent; shape = triangle when its top half holds much less
+    than its bottom half, else square or circle by how much of its bounding box it fills
+    (1 vs pi/4); box = (left, top, right, bottom) of the extent, in pixels. `centres`:
+    the grid cells' centres along either axis."""
     mass = weight.sum()
-    if mass < 4.0:
-        return {}
     mean = (image.astype(np.float32) * weight[..., None]).sum(axis=(0, 1)) / mass
     color = min(COLORS, key=lambda c: float(((np.array(COLORS[c]) - mean) ** 2).sum()))
     rows, cols = weight.sum(axis=1), weight.sum(axis=0)
-    position = next(p for p, rc in POSITIONS.items() if rc == (_cell(_span(rows)[1]), _cell(_span(cols)[1])))
+    (top, cy, bottom), (left, cx, right) = _span(rows), _span(cols)
+    position = next(p for p, rc in POSITIONS.items() if rc == (_cell(cy, centres), _cell(cx, centres)))
     width, height = rows.max(), cols.max()  # widest row, tallest column
     size = "small" if max(width, height) < (SIZES["small"] + SIZES["large"]) / 2 else "large"
     if _top_to_bottom(rows) < 0.5:
         shape = "triangle"
     else:
         shape = "square" if mass / (width * height) > 0.9 else "circle"
-    return {"shape": shape, "color": color, "size": size, "position": position}
+    return {"shape": shape, "color": color, "size": size, "position": position,
+            "box": tuple(round(float(v), 2) for v in (left, top, right, bottom))}
+
+
+def read_shape(image: np.ndarray) -> dict:
+    """The attributes of the one shape in a uint8 (H, W, 3) image, read from its pixels
+    (read_object, without the box). An empty canvas gives {}. Exact on the data set (tested)."""
+    weight = _foreground(image)
+    if weight.sum() < 4.0:
+        return {}
+    return {a: v for a, v in read_object(image, weight).items() if a in ATTRIBUTES}
 
 
 def judge(images: np.ndarray, prompts: list[str]) -> dict:

@@ -1,0 +1,239 @@
+"""The captioned `scenes` data set: 1 to 4 coloured shapes on a white 48x48 canvas, with
+captions from a grammar that covers GenEval's six categories (Ghosh et al. 2023):
+
+    single object      "a triangle"  (and the shapes data's phrases: "a small red circle in the top left")
+    colors             "a purple square"
+    two objects        "a circle and a square"
+    counting (2-4)     "three yellow circles"
+    position           "a red circle to the left of a blue square"  (also right of, above, below)
+    attribute binding  "a red triangle and a blue circle"
+
+Every object sits in its own cell of a 3x3 grid (centres 8, 24, 40 pixels), so objects never
+touch and zoo.data.scene_judge reads each one back exactly. Held-out combinations measure
+compositional generalisation: the colour-shape pairs HELD_OUT_PAIRS never appear in a
+training image or caption (each colour and each shape does, with others), and the phrasings
+HELD_OUT_RELATIONS ("a circle above a square") never appear in a caption, though the same
+arrangement does, described the other way round ("a square below a circle").
+
+    ds = scenes_dataset(20_000, seed=0)                  # datasets.Dataset: image, caption, category, objects
+    benchmark_prompts("held_out", per_category=50)       # -> [(category, prompt), ...]
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from zoo.data.shapes import BACKGROUND, COLORS, MENTION, POSITIONS, SHAPES, SIZES, SUPERSAMPLE, draw_shape, \
+    position_phrase
+
+IMAGE_SIZE = 48
+CELL_CENTRES = (8, 24, 40)  # 16-pixel cells: a large shape (12 px) plus jitter leaves a 1.5-pixel gap
+JITTER = 1.0  # pixels of random offset of each centre; the size varies by +-0.5
+CATEGORIES = ("single_object", "two_object", "counting", "colors", "position", "color_attr")
+NUMBERS = {"two": 2, "three": 3, "four": 4}
+RELATIONS = ("to the left of", "to the right of", "above", "below")
+HELD_OUT_PAIRS = frozenset({("purple", "triangle"), ("green", "circle"), ("yellow", "square")})  # (colour, shape)
+HELD_OUT_RELATIONS = frozenset({("circle", "above", "square"), ("square", "to the left of", "triangle"),
+                                ("triangle", "below", "circle"), ("triangle", "to the right of", "square")})
+# training mixture: share of scenes per category (single objects carry the shapes data's phrases)
+MIXTURE = {"single_object": 0.15, "colors": 0.15, "two_object": 0.15, "counting": 0.2, "position": 0.2,
+           "color_attr": 0.15}
+MARGIN = 8.0  # pixels: "left of" means the centres differ by more than half a cell
+
+
+@dataclass(frozen=True)
+class SceneObject:
+    shape: str
+    color: str
+    size: str
+    position: str  # the grid cell, a key of shapes.POSITIONS
+    dx: float = 0.0
+    dy: float = 0.0
+    dsize: float = 0.0
+
+    @property
+    def centre(self) -> tuple:
+        row, col = POSITIONS[self.position]
+        return CELL_CENTRES[col] + self.dx, CELL_CENTRES[row] + self.dy
+
+
+def relation_holds(a_centre, relation: str, b_centre) -> bool:
+    """Whether an object at a_centre is `relation` one at b_centre (image y points down)."""
+    (ax, ay), (bx, by) = a_centre, b_centre
+    return {"to the left of": bx - ax, "to the right of": ax - bx, "above": by - ay, "below": ay - by}[relation] > MARGIN
+
+
+def render(objects) -> np.ndarray:
+    """uint8 (48, 48, 3) image of the objects on the white background (anti-aliased)."""
+    k = SUPERSAMPLE
+    image = Image.new("RGB", (IMAGE_SIZE * k, IMAGE_SIZE * k), BACKGROUND)
+    draw = ImageDraw.Draw(image)
+    for obj in objects:
+        cx, cy = obj.centre
+        draw_shape(draw, obj.shape, COLORS[obj.color], cx * k, cy * k, (SIZES[obj.size] + obj.dsize) * k / 2)
+    return np.asarray(image.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BOX))
+
+
+# ----------------------------------------------------------------------------- phrases
+
+
+def noun(shape: str, color: str | None = None) -> str:
+    return f"a {color} {shape}" if color else f"a {shape}"
+
+
+def single_caption(obj: SceneObject, mention=("color", "size", "position")) -> str:
+    """The shapes data's phrase: 'a [size] [color] <shape> [position phrase]'."""
+    words = ["a"] + [getattr(obj, a) for a in ("size", "color") if a in mention] + [obj.shape]
+    return " ".join(words + ([position_phrase(obj.position)] if "position" in mention else []))
+
+
+def count_caption(n: int, shape: str, color: str | None) -> str:
+    number = next(word for word, v in NUMBERS.items() if v == n)
+    return " ".join([number] + ([color] if color else []) + [shape + "s"])
+
+
+def vocabulary() -> list[str]:
+    """Every word a caption can contain."""
+    words = {"a", "and", *SHAPES, *(s + "s" for s in SHAPES), *COLORS, *SIZES, *NUMBERS}
+    for phrase in [*RELATIONS, *(position_phrase(p) for p in POSITIONS)]:
+        words.update(phrase.split())
+    return sorted(words)
+
+
+# ----------------------------------------------------------------------------- scenes
+
+
+def _allowed(color: str, shape: str, held_out: bool) -> bool:
+    return held_out or (color, shape) not in HELD_OUT_PAIRS
+
+
+def _object(rng, cell: str, shape=None, color=None, held_out=False) -> SceneObject:
+    """A random object in `cell`; shape / colour drawn when not given, never a held-out
+    pair unless held_out."""
+    while True:
+        s = shape or str(rng.choice(SHAPES))
+        c = color or str(rng.choice(list(COLORS)))
+        if _allowed(c, s, held_out):
+            break
+    return SceneObject(s, c, str(rng.choice(list(SIZES))), cell, float(rng.uniform(-JITTER, JITTER)),
+                       float(rng.uniform(-JITTER, JITTER)), float(rng.uniform(-0.5, 0.5)))
+
+
+def _cells(rng, n: int) -> list:
+    return [str(c) for c in rng.choice(list(POSITIONS), size=n, replace=False)]
+
+
+def _relations(a: SceneObject, b: SceneObject) -> list:
+    return [r for r in RELATIONS if relation_holds(a.centre, r, b.centre)]
+
+
+INVERSE = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
+
+
+def _relation_caption(rng, a: SceneObject, b: SceneObject, colors: bool) -> str:
+    """'A <relation> B' for one relation that holds; a held-out phrasing is said the other
+    way round ('B <inverse> A'), so the caption is still true."""
+    relation = str(rng.choice(_relations(a, b)))
+    if (a.shape, relation, b.shape) in HELD_OUT_RELATIONS:
+        a, b, relation = b, a, INVERSE[relation]
+    return f"{noun(a.shape, a.color if colors else None)} {relation} {noun(b.shape, b.color if colors else None)}"
+
+
+def random_scene(rng, category: str) -> tuple:
+    """(objects, caption) of one training scene of a category (no held-out combination)."""
+    if category in ("single_object", "colors"):
+        obj = _object(rng, _cells(rng, 1)[0])
+        mention = tuple(a for a, p in MENTION.items() if rng.random() < p and a != "color")
+        return [obj], single_caption(obj, mention + (("color",) if category == "colors" else ()))
+    if category == "counting":
+        n, one_color = int(rng.integers(2, 5)), rng.random() < 0.6
+        shape = str(rng.choice(SHAPES))
+        color = _object(rng, "center", shape=shape).color if one_color else None
+        objects = [_object(rng, cell, shape=shape, color=color) for cell in _cells(rng, n)]
+        return objects, count_caption(n, shape, color)
+    cells = _cells(rng, 2)
+    a = _object(rng, cells[0])
+    b = _object(rng, cells[1], shape=str(rng.choice([s for s in SHAPES if s != a.shape]))
+                if category == "two_object" else None)
+    if category == "position":
+        return [a, b], _relation_caption(rng, a, b, colors=rng.random() < 0.7)
+    colors = category == "color_attr"
+    return [a, b], f"{noun(a.shape, a.color if colors else None)} and {noun(b.shape, b.color if colors else None)}"
+
+
+def sample_scenes(n: int, seed: int = 0) -> list:
+    """n training scenes [(category, objects, caption)], categories drawn from MIXTURE."""
+    rng = np.random.default_rng(seed)
+    names, weights = list(MIXTURE), np.array(list(MIXTURE.values()))
+    out = []
+    for category in rng.choice(names, size=n, p=weights / weights.sum()):
+        objects, caption = random_scene(rng, str(category))
+        out.append((str(category), objects, caption))
+    return out
+
+
+def scenes_dataset(n: int, seed: int = 0):
+    """A `datasets.Dataset` of n captioned scenes (image, caption, category, objects: the
+    ground truth as JSON), the same for the same (n, seed)."""
+    import datasets
+
+    items = sample_scenes(n, seed)
+    features = datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string"),
+                                  "category": datasets.Value("string"), "objects": datasets.Value("string")})
+    columns = {"image": [Image.fromarray(render(objs)) for _, objs, _ in items],
+               "caption": [c for _, _, c in items], "category": [cat for cat, _, _ in items],
+               "objects": [json.dumps([asdict(o) for o in objs]) for _, objs, _ in items]}
+    return datasets.Dataset.from_dict(columns, features=features)
+
+
+def load_scenes(n: int, seed: int = 0):
+    """(ImageData of the n images as uint8 (n, 3, 48, 48), their captions), for training."""
+    from zoo.data.images import ImageData, to_uint8_chw
+
+    ds = scenes_dataset(n, seed)
+    images = to_uint8_chw(ds["image"])
+    return ImageData(f"scenes-{n}-seed{seed}", images, torch.full((n,), -1, dtype=torch.int64)), list(ds["caption"])
+
+
+# ----------------------------------------------------------------------------- the benchmark's prompts
+
+
+def _held_out_prompt(rng, category: str) -> str | None:
+    """A prompt of the category that contains a held-out combination (None: the category
+    has none: 'a triangle' and 'a circle and a square' name no colour or relation)."""
+    color, shape = sorted(HELD_OUT_PAIRS)[int(rng.integers(len(HELD_OUT_PAIRS)))]
+    if category == "colors":
+        return noun(shape, color)
+    if category == "counting":
+        return count_caption(int(rng.integers(2, 5)), shape, color)
+    other = _object(rng, "center")
+    if category == "color_attr":
+        pair = [noun(shape, color), noun(other.shape, other.color)]
+        return " and ".join(pair if rng.random() < 0.5 else pair[::-1])
+    if category == "position":
+        if rng.random() < 0.5:  # a held-out phrasing of seen objects
+            a, relation, b = sorted(HELD_OUT_RELATIONS)[int(rng.integers(len(HELD_OUT_RELATIONS)))]
+            return f"a {a} {relation} a {b}"
+        pair = [noun(shape, color), noun(other.shape, other.color)]
+        return f" {rng.choice(RELATIONS)} ".join(pair if rng.random() < 0.5 else pair[::-1])
+    return None
+
+
+def benchmark_prompts(split: str, per_category: int = 50, seed: int = 0) -> list:
+    """[(category, prompt)]: per_category prompts of each category, 'seen' (drawn as the
+    training captions are) or 'held_out' (each with a held-out combination; categories
+    without one are left out)."""
+    if split not in ("seen", "held_out"):
+        raise ValueError(f"split must be 'seen' or 'held_out', got {split!r}")
+    rng, out = np.random.default_rng(seed + (0 if split == "seen" else 1)), []
+    for category in CATEGORIES:
+        for _ in range(per_category):
+            prompt = random_scene(rng, category)[1] if split == "seen" else _held_out_prompt(rng, category)
+            if prompt is None:
+                break
+            out.append((category, prompt))
+    return out
