@@ -1,6 +1,7 @@
-"""The Text to image tab through gradio_client: streamed decoded previews, the grid, the
-status (NFE, network passes, the judge's count, unknown words), the PNG with its
-parameters, the guidance sweep and bad values. The registry's shapes-vae and shapes-t2i
+"""The Text to image tab through gradio_client: streamed decoded previews (the last one the
+final sample), the framed grid with the judge's boxes, the status (NFE, network passes, the
+judge's count, unknown words), the PNG with its parameters, the negative prompt, the
+guidance sweep and bad values. The registry's shapes-vae and shapes-t2i
 entries point at a tiny VAE and DiT the fixture trains in a few seconds."""
 import dataclasses
 import json
@@ -15,10 +16,10 @@ import trainers.vae
 from servers.app_server import app_client
 from ui import text2image_tab
 from zoo import registry
-from zoo.data import shapes
+from zoo.data import scene_judge, shapes
 
 ARGS = dict(model="shapes-t2i", prompt="a small red circle in the top left", guidance=3.0, solver="dpmpp_2m",
-            steps=6, spacing="logsnr", seed=7, batch=4)
+            steps=6, spacing="logsnr", seed=7, batch=4, negative="")
 TINY_DIT = ["--num-images", "200", "--steps", "5", "--ckpt-every", "5", "--batch-size", "8", "--width", "32",
             "--depth", "1", "--heads", "2", "--text-width", "32", "--text-layers", "1", "--eval-samples", "10"]
 
@@ -49,19 +50,48 @@ def native_images(png: str, n: int) -> np.ndarray:
 def test_generation_streams_previews_then_grid_status_and_png(client):
     updates = list(client.submit(*ARGS.values(), api_name="/t2i_sample"))
     assert len([u for u in updates if u[0]]) >= 2  # decoded x0_hat while the solver runs
-    _, grid, status, png, details = updates[-1]
+    preview, grid, status, png, details = updates[-1]
     assert "4 images" in status and "NFE **6** (12 network passes)" in status and "w = 3" in status
     assert "never saw" not in status
     meta = json.loads(Image.open(png).text["parameters"])
-    assert meta == {**{k: v for k, v in ARGS.items() if k != "batch"}, "n": 4, "nfe": 6, "schedule": "vp-cosine"}
+    expected = {k: v for k, v in ARGS.items() if k not in ("batch", "negative")}
+    assert meta == {**expected, "n": 4, "nfe": 6, "schedule": "vp-cosine", "negative_prompt": ""}
     assert Image.open(png).size == (4 * 34 + 2, 34 + 2)  # one row of 4 at native size
     assert Image.open(grid).size[0] >= 3 * Image.open(png).size[0]  # upscaled on screen
+    # the preview's last frame is the final sample, framed as the grid but without the judge's boxes
+    images = native_images(png, 4)
+    assert np.array_equal(np.asarray(Image.open(preview).convert("RGB")), np.asarray(text2image_tab.framed(images)))
     # the status counts what the judge reads from the very images in the PNG
-    follows = sum(shapes.read_shape(im) == {"shape": "circle", "color": "red", "size": "small",
-                                            "position": "top left"} for im in native_images(png, 4))
-    assert f"judge: **{follows}/4** samples show every attribute the prompt names" in status
-    assert "The prompt asks for: shape **circle**, color **red**, size **small**, position **top left**" in details
+    follows = sum(scene_judge.judge(images, [ARGS["prompt"]] * 4)["followed"])
+    assert f"judge: **{follows}/4** samples show exactly what the prompt asks for (colors)" in status
+    assert "The prompt asks for: exactly 1 object: a small red circle (top left)" in details
     assert sum(int(k) for k in re.findall(r"^- (\d+) ×", details, re.M)) == 4
+
+
+def test_the_grid_frames_each_sample_and_boxes_each_object():
+    """A grey frame shows the white canvas's edges; the judge's box is green around an
+    object the prompt asks for and red around one it does not."""
+    red = shapes.render(shapes.Shape("circle", "red", "large", "center"))
+    blue = shapes.render(shapes.Shape("square", "blue", "large", "center"))
+    images = np.stack([red, blue])
+    summary, _, readings, spec = text2image_tab.judge_report(images, "a red circle")
+    assert "**1/2**" in summary
+    grid = np.asarray(text2image_tab.framed(images, readings, spec))
+    colours = {tuple(c) for c in grid.reshape(-1, 3)}
+    assert text2image_tab.BOX[True] in colours and text2image_tab.BOX[False] in colours
+    assert (text2image_tab.FRAME,) * 3 in colours and tuple(grid[0, 0]) == (text2image_tab.FRAME,) * 3
+
+
+def test_a_negative_prompt_is_the_null_condition(client):
+    """With the prompt itself as negative prompt, D(c) + w (D(c) - D(c)) = D(c): the samples
+    are those of w = 0, at twice the network passes."""
+    same = {**ARGS, "batch": 2, "negative": ARGS["prompt"]}
+    guided = client.predict(*same.values(), api_name="/t2i_sample")
+    plain = client.predict(*{**same, "guidance": 0.0, "negative": ""}.values(), api_name="/t2i_sample")
+    assert np.array_equal(native_images(guided[3], 2), native_images(plain[3], 2))
+    assert "(12 network passes)" in guided[2] and "(6 network passes)" in plain[2]
+    status = client.predict(*{**ARGS, "batch": 1, "negative": "a striped zebra"}.values(), api_name="/t2i_sample")[2]
+    assert "the model never saw: striped, zebra" in status
 
 
 def test_no_guidance_costs_one_pass_per_step(client):
@@ -73,7 +103,9 @@ def test_unknown_words_are_named(client):
     status, details = client.predict(*{**ARGS, "prompt": "a red dog beside a zebra", "batch": 1}.values(),
                                      api_name="/t2i_sample")[2:5:2]
     assert "the model never saw: beside, dog, zebra" in status
-    assert details.startswith("The prompt asks for: color **red**.")  # a dog is no shape the judge knows
+    # a dog is no shape the judge knows: the prompt cannot be checked, so no sample follows it
+    assert details.startswith("The prompt asks for: something outside the caption grammar")
+    assert "the judge cannot check this prompt" in status
 
 
 def test_sweep_streams_its_rows_into_a_figure(client):
@@ -84,13 +116,16 @@ def test_sweep_streams_its_rows_into_a_figure(client):
 def test_info_and_random_caption(client):
     info = client.predict("shapes-t2i", api_name="/t2i_info")
     assert "shapes-t2i" in info and "5 training steps" in info and "at w = 3" in info
-    caption = client.predict(api_name="/t2i_random_caption")
+    caption = client.predict("shapes-t2i", api_name="/t2i_random_caption")
     assert "shape" in shapes.prompt_attributes(caption) and set(caption.split()) <= set(shapes.vocabulary())
 
 
-def test_examples_speak_the_caption_language():
-    for prompt in text2image_tab.EXAMPLES:
-        assert "shape" in shapes.prompt_attributes(prompt) and set(prompt.split()) <= set(shapes.vocabulary())
+def test_examples_cover_every_category_in_the_caption_grammar():
+    names = {"single object": "single_object", "colors": "colors", "two objects": "two_object",
+             "counting": "counting", "position": "position", "attribute binding": "color_attr"}
+    for category, prompts in text2image_tab.EXAMPLES.items():
+        assert all(scene_judge.parse_prompt(p).category == names[category] for p in prompts), category
+    assert sum(scene_judge.held_out(p) for prompts in text2image_tab.EXAMPLES.values() for p in prompts) >= 3
 
 
 @pytest.mark.parametrize("change, message", [
@@ -118,7 +153,7 @@ def test_bad_values_get_a_message_and_the_server_keeps_serving(client, change, m
 def test_control_characters_are_cleaned_from_prompts(client):
     status, details = client.predict(*{**ARGS, "prompt": "a\tred\x00circle", "batch": 1}.values(),
                                      api_name="/t2i_sample")[2:5:2]
-    assert "never saw" not in status and "color **red**" in details and "shape **circle**" in details
+    assert "never saw" not in status and "exactly 1 object: a red circle" in details
 
 
 @pytest.mark.parametrize("guidance", [float("nan"), float("inf")])

@@ -40,12 +40,13 @@ def from_uint8(images) -> torch.Tensor:
     return torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
-def grid_image(images: np.ndarray, nrow: Optional[int] = None, pad: int = 2) -> Image.Image:
-    """uint8 (n, H, W, C) -> one PIL grid, nrow images per row."""
+def grid_image(images: np.ndarray, nrow: Optional[int] = None, pad: int = 2, fill: int = 255) -> Image.Image:
+    """uint8 (n, H, W, C) -> one PIL grid, nrow images per row, `pad` pixels of grey level
+    `fill` around each."""
     n, h, w, c = images.shape
     nrow = nrow or int(np.ceil(np.sqrt(n)))
     rows = int(np.ceil(n / nrow))
-    canvas = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), 255, dtype=np.uint8)
+    canvas = np.full((rows * (h + pad) + pad, nrow * (w + pad) + pad, c), fill, dtype=np.uint8)
     for i, img in enumerate(images):
         r, col = divmod(i, nrow)
         canvas[pad + r * (h + pad):pad + r * (h + pad) + h, pad + col * (w + pad):pad + col * (w + pad) + w] = img

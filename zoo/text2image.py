@@ -3,13 +3,16 @@ Xie 2023) conditioned on an open_clip text transformer, decoded by a KL-VAE.
 
     pipe = zoo.load("shapes-t2i")
     out = pipe("a small red circle in the top left", n=8, guidance=3.0, steps=20, seed=0)
-    out.images (uint8, n x 32 x 32 x 3), out.nfe, out.network_calls, out.seconds
+    out = pipe("three yellow circles", negative_prompt="a red circle")   # the scene model (scenes-t2i)
+    out.images (uint8, n x H x W x 3), out.nfe, out.network_calls, out.seconds
 
 The sampler runs on normalised latents z = (E(x) - shift) * scale (unit variance, so the
 schedules behave as on pixels; Stable Diffusion's "scale factor"), and the image is the
 decoder's D(z / scale + shift). Classifier-free guidance with the empty prompt as the
 null condition: D_w = D(z | prompt) + w (D(z | prompt) - D(z | "")), w = 0 the plain
-conditional model (zoo.diffusion.guidance states the convention).
+conditional model (zoo.diffusion.guidance states the convention). A negative prompt takes
+the empty prompt's place, so guidance pushes away from what it describes (as in Stable
+Diffusion's pipelines).
 """
 import math
 import re
@@ -91,9 +94,10 @@ def check_prompts(prompt, n: int) -> list:
 
 class TextToImagePipeline:
     def __init__(self, denoiser: Denoiser, latent: LatentSpace, latent_shape: tuple, description: str = "",
-                 card: Optional[dict] = None):
+                 card: Optional[dict] = None, dataset: str = "shapes"):
         self.denoiser, self.latent, self.latent_shape = denoiser, latent, tuple(latent_shape)
         self.description, self.card = description, card or {}
+        self.dataset = dataset  # the captioned data set it was trained on (zoo.data.captioned)
 
     @property
     def schedule(self) -> str:
@@ -116,21 +120,31 @@ class TextToImagePipeline:
         """Normalised latents -> uint8 (n, H, W, C) images (the previews use it too)."""
         return to_uint8(self.latent.decode(z))
 
+    def null_context(self, negative_prompt: str, n: int):
+        """CFG's null condition: the empty prompt the DiT was trained with (caption dropout),
+        or a negative prompt in its place."""
+        if not negative_prompt or not negative_prompt.strip():
+            with torch.no_grad():
+                return self.net.encode_text(None, n)
+        return self.context(check_prompts(negative_prompt, 1) * n)
+
     def __call__(self, prompt, n: int = 4, steps: int = 20, solver: str = "dpmpp_2m", seed: int = 0,
                  spacing: str = "logsnr", guidance: float = 3.0, interval=None, callback=None,
-                 **options) -> TextOutput:
+                 negative_prompt: str = "", **options) -> TextOutput:
         prompts = check_prompts(prompt, check_batch(n))
         guidance, interval = check_strength(guidance, "guidance", -1.0), check_interval(interval)
+        if not isinstance(negative_prompt, str):
+            raise ValueError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
         place(self.denoiser, self.latent.vae)  # inside the GPU call on ZeroGPU (zoo.gpu)
         cond = self.context(prompts)  # ValueError when a prompt has too many tokens
-        with torch.no_grad():
-            null = self.net.encode_text(None, n)  # the DiT's own null condition: the empty prompt
+        null = self.null_context(negative_prompt, n)
         net = Counted(self.denoiser)
         d = classifier_free_guidance(net, guidance, {"context": cond}, {"context": null}, interval)
         out = sample_info(d, (n, *self.latent_shape), schedule=self.schedule, steps=steps, solver=solver,
                           spacing=spacing, seed=seed, callback=callback, device=self.device, **options)
+        typed = prompts + ([clean_prompt(negative_prompt)] if negative_prompt.strip() else [])
         return TextOutput(self.decode(out.x0), out.nfe, out.seconds, net.calls, prompts,
-                          self.net.text_encoder.unknown_pieces(prompts))
+                          self.net.text_encoder.unknown_pieces(typed))
 
     def generate(self, prompts: list, chunk: int = 50, **kwargs) -> np.ndarray:
         """One image per prompt for any number of prompts, in batches of `chunk`; image i
@@ -247,4 +261,13 @@ def load_pipeline(folder: Path, device: Optional[str] = None, allow_local_vae: b
         denoiser, space, (c.in_channels, c.input_size, c.input_size),
         f"DiT ({sum(p.numel() for p in net.parameters()) / 1e6:.1f}M parameters with its text encoder), "
         f"{d.parameterisation} objective, {d.schedule} schedule, {steps} training steps",
-        config.get("eval", {}))
+        config.get("eval", {}), dataset=_dataset(config))
+
+
+def _dataset(config: dict) -> str:
+    """The captioned data set a checkpoint names (an unknown one reads as 'shapes', whose
+    judge the scene judge covers too; the name is never used to load code)."""
+    from zoo.data.captioned import CAPTIONED
+
+    name = config.get("data", {}).get("dataset") if isinstance(config.get("data"), dict) else None
+    return name if name in CAPTIONED else "shapes"

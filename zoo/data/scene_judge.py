@@ -136,3 +136,37 @@ def judge(images, prompts: list) -> dict:
     by_category = {c: float(np.mean(v)) for c, v in hits.items()}
     return {"by_category": by_category, "overall": float(np.mean(list(by_category.values()))) if hits else float("nan"),
             "followed": followed}
+
+
+def describe(read: dict) -> str:
+    """An object read from pixels in the caption grammar's words: 'a small red circle (top left)'."""
+    return f"a {read['size']} {read['color']} {read['shape']} ({read['position']})"
+
+
+def wanted(spec: PromptSpec | None, read: dict) -> bool:
+    """Whether an object read from an image is one the prompt asks for (its shape, colour,
+    size and position where named): the tab frames such objects green, others red."""
+    return spec is not None and any(_matches(read, w) for w in spec.objects)
+
+
+def asks_for(spec: PromptSpec) -> str:
+    """What a parsed prompt asks for, in words: 'exactly 2 objects: a red circle to the left of a square'."""
+    def phrase(w: dict) -> str:
+        words = " ".join(w[a] for a in ("size", "color", "shape") if a in w)
+        return words + (f" ({w['position']})" if "position" in w else "")
+
+    if spec.every:
+        return f"exactly {spec.count} objects, each a {phrase(spec.objects[0])}"
+    link = f" {spec.relation} " if spec.relation else " and "
+    return f"exactly {spec.count} object{'s' * (spec.count > 1)}: " + link.join(f"a {phrase(w)}" for w in spec.objects)
+
+
+def held_out(prompt: str) -> bool:
+    """Whether a prompt holds a combination training never showed (zoo.data.scenes: a
+    held-out colour-shape pair, or a held-out relation phrasing)."""
+    spec = parse_prompt(prompt)
+    if spec is None:
+        return False
+    pairs = {(o.get("color"), o["shape"]) for o in spec.objects}
+    relation = spec.relation and (spec.objects[0]["shape"], spec.relation, spec.objects[1]["shape"])
+    return bool(pairs & scenes.HELD_OUT_PAIRS) or relation in scenes.HELD_OUT_RELATIONS
