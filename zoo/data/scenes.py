@@ -38,7 +38,8 @@ NUMBERS = {"two": 2, "three": 3, "four": 4}
 RELATIONS = ("to the left of", "to the right of", "above", "below")
 HELD_OUT_PAIRS = frozenset({("purple", "triangle"), ("green", "circle"), ("yellow", "square")})  # (colour, shape)
 HELD_OUT_RELATIONS = frozenset({("circle", "above", "square"), ("square", "to the left of", "triangle"),
-                                ("triangle", "below", "circle"), ("triangle", "to the right of", "square")})
+                                ("triangle", "below", "circle"), ("circle", "to the right of", "triangle")})
+# (each one's inverse, "a square below a circle", is seen: that is how such a scene is captioned)
 # training mixture: share of scenes per category (single objects carry the shapes data's phrases)
 MIXTURE = {"single_object": 0.15, "colors": 0.15, "two_object": 0.15, "counting": 0.2, "position": 0.2,
            "color_attr": 0.15}
