@@ -231,3 +231,42 @@ def test_trainers_release_loadable_checkpoints(tmp_path, monkeypatch):
     z = pipe.latent.encode_uint8(data.images.permute(0, 2, 3, 1))
     assert abs(float(z.std()) - 1) < 1e-3 and abs(float(z.mean())) < 1e-3
     assert pipe("a red circle", n=2, steps=3).images.shape == (2, 32, 32, 3)
+
+
+def test_a_negative_prompt_replaces_the_empty_prompt_as_null_condition(folders):
+    """Guided by a negative prompt c_-, the denoiser is D(z | c) + w (D(z | c) - D(z | c_-)):
+    checked at one (z, t); with c_- = c it is the plain conditional model whatever w."""
+    pipe = load_pipeline(folders / "dit", device="cpu", allow_local_vae=True)
+    seen = []
+    pipe("a red circle", n=2, steps=1, seed=3, guidance=2.0, solver="euler", negative_prompt="a blue square",
+         callback=lambda step, t, x_t, x0_hat: seen.append((t, x_t, x0_hat)))
+    t, x_t, x0_hat = seen[0]
+    cond = pipe.denoiser(x_t, t, context=pipe.context(["a red circle"] * 2))
+    negative = pipe.denoiser(x_t, t, context=pipe.context(["a blue square"] * 2))
+    assert torch.allclose(x0_hat, cond + 2.0 * (cond - negative), atol=1e-5)
+    same = pipe("a red circle", n=2, steps=4, seed=3, guidance=3.0, negative_prompt="a red circle")
+    plain = pipe("a red circle", n=2, steps=4, seed=3, guidance=0.0)
+    assert np.abs(same.images.astype(int) - plain.images).max() <= 1 and same.network_calls == 2 * plain.network_calls
+    assert pipe("a red circle", n=1, steps=2, negative_prompt="a zebra").unknown_words == ["zebra"]
+    for bad, message in ((3, "negative_prompt must be a string"), ("x" * 400, "at most 300")):
+        with pytest.raises(ValueError, match=message):
+            pipe("a red circle", n=1, steps=2, negative_prompt=bad)
+
+
+def test_trainers_take_the_scenes_data_set(tmp_path):
+    """--dataset scenes: a 48x48 VAE, a DiT on its 12x12 latents whose evaluation is the scene judge's."""
+    from trainers import text2image, vae
+
+    vae.main(["--dataset", "scenes", "--num-images", "32", "--steps", "2", "--ckpt-every", "2", "--batch-size", "4",
+              "--channels", "8,8,8", "--out", str(tmp_path / "vae")])
+    vae_folder = tmp_path / "vae" / "release"
+    assert hub.load_config(vae_folder)["net"]["image_size"] == 48
+    with pytest.raises(ValueError, match="takes 48x48 images, the shapes data set has 32x32"):
+        text2image.main(["--vae", str(vae_folder), "--vae-name", "scenes-vae", "--out", str(tmp_path / "refused")])
+    text2image.main(["--dataset", "scenes", "--vae", str(vae_folder), "--vae-name", "scenes-vae", "--num-images", "32",
+                     "--steps", "2", "--ckpt-every", "2", "--batch-size", "4", "--width", "32", "--depth", "1",
+                     "--heads", "2", "--text-width", "32", "--text-layers", "1", "--eval-samples", "6",
+                     "--out", str(tmp_path / "dit")])
+    config = hub.load_config(tmp_path / "dit" / "release")
+    assert config["net"]["input_size"] == 12 and config["data"]["dataset"] == "scenes"
+    assert set(config["eval"]["prompt_following_by_guidance"]["3.0"]) >= {"counting", "position", "overall"}
