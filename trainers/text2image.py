@@ -14,6 +14,12 @@ prompts the samples follow (the data set's judge) goes into the checkpoint.
 --vae: a zoo entry name or Hub repo id (a local folder trains too, with --vae-name saying
 where that VAE is published: a checkpoint never names local paths);
 the DiT records the VAE's weights' SHA-256 and refuses to load with other weights.
+
+--text-encoder ARCH/TAG (e.g. ViT-B-32/openai): a pretrained open_clip text tower instead of
+the from-scratch encoder, its weights downloaded by open_clip and frozen unless
+--no-freeze-text-encoder (as Imagen, Saharia et al. 2022, freezes its T5); ARCH alone is that
+architecture randomly initialised. The checkpoint records ARCH/TAG and holds the tower's
+weights, so loading it downloads nothing.
 """
 import argparse
 import sys
@@ -30,7 +36,8 @@ from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, 
                            diffusion_loss)
 from zoo.hub import CardInfo  # noqa: E402
 from zoo.nets.dit import DiT  # noqa: E402
-from zoo.nets.text_encoder import TextEncoder, vocab_ids  # noqa: E402
+from zoo.nets.text_encoder import (PretrainedUnavailable, TextEncoder, pretrained_config, vocab_ids,  # noqa: E402
+                                   with_pretrained_weights)
 from zoo.pixels import from_uint8  # noqa: E402
 from zoo.text2image import (LatentSpace, TextToImagePipeline, check_latent, load_latent_space,  # noqa: E402
                             resolve_vae)
@@ -57,6 +64,13 @@ def parse_args(argv=None):
     ap.add_argument("--heads", type=int, default=DiT.Config.heads)
     ap.add_argument("--text-width", type=int, default=TextEncoder.Config.width)
     ap.add_argument("--text-layers", type=int, default=TextEncoder.Config.layers)
+    ap.add_argument("--text-encoder", default="", metavar="ARCH[/TAG]",
+                    help="a pretrained open_clip text tower instead of the from-scratch encoder: ARCH/TAG (e.g. "
+                         "ViT-B-32/openai; open_clip downloads the weights), or ARCH alone, randomly initialised; "
+                         "it has its architecture's sizes (no --text-width / --text-layers)")
+    ap.add_argument("--freeze-text-encoder", action=argparse.BooleanOptionalAction, default=None,
+                    help="keep the --text-encoder tower fixed (default: frozen with pretrained weights, as Imagen "
+                         "freezes its T5; trained when randomly initialised)")
     ap.add_argument("--caption-dropout", type=float, default=DiT.Config.caption_dropout)
     ap.add_argument("--objective", choices=PARAMETERISATIONS, default="v")
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="vp-cosine")
@@ -71,10 +85,27 @@ def parse_args(argv=None):
 def net_config(args) -> DiT.Config:
     if not 0.0 < args.caption_dropout < 1.0:
         raise ValueError(f"--caption-dropout must be in (0, 1), got {args.caption_dropout}")
-    text = TextEncoder.Config(vocab=vocab_ids(captioned(args.dataset).vocabulary()), width=args.text_width,
-                              layers=args.text_layers)
-    return DiT.Config(width=args.width, depth=args.depth, heads=args.heads, text=text,
-                      caption_dropout=args.caption_dropout, input_size=latent_size(args))
+    input_size = latent_size(args)  # the cheap check first: text_config may download a tower's weights
+    return DiT.Config(width=args.width, depth=args.depth, heads=args.heads, text=text_config(args),
+                      caption_dropout=args.caption_dropout, input_size=input_size)
+
+
+def text_config(args) -> TextEncoder.Config:
+    """The from-scratch encoder on the data set's words, or the --text-encoder open_clip tower
+    carrying its pretrained weights, fetched now (SystemExit saying why when they cannot be)."""
+    if not args.text_encoder:
+        if args.freeze_text_encoder:
+            raise ValueError("--freeze-text-encoder needs --text-encoder: the from-scratch encoder only learns the "
+                             "caption words by training")
+        return TextEncoder.Config(vocab=vocab_ids(captioned(args.dataset).vocabulary()), width=args.text_width,
+                                  layers=args.text_layers)
+    if (args.text_width, args.text_layers) != (TextEncoder.Config.width, TextEncoder.Config.layers):
+        raise ValueError(f"--text-width / --text-layers size the from-scratch encoder; the open_clip tower "
+                         f"{args.text_encoder} has its architecture's sizes")
+    try:
+        return with_pretrained_weights(pretrained_config(args.text_encoder, frozen=args.freeze_text_encoder))
+    except PretrainedUnavailable as err:
+        raise SystemExit(f"--text-encoder {args.text_encoder}: {err}") from None
 
 
 def latent_size(args) -> int:

@@ -7,7 +7,8 @@ residual gate come from the conditioning vector c = time embedding + pooled text
 initialised so each block starts as the identity) with a cross-attention layer to the
 text tokens between attention and MLP, as PixArt-alpha (Chen et al. 2024) adds to DiT.
 
-Text: a TextEncoder (open_clip text tower) trained with the DiT. In training, a
+Text: a TextEncoder (open_clip text tower) trained with the DiT, or a pretrained open_clip
+tower, frozen by default (zoo.nets.text_encoder). In training, a
 `caption_dropout` share of prompts is replaced by the empty prompt, so the same net gives
 D(x | prompt) and D(x | "") for classifier-free guidance (the DiT label dropout, for text).
 """
@@ -118,7 +119,9 @@ class DiT(nn.Module):
         self.patch = nn.Conv2d(c.in_channels, c.width, c.patch_size, stride=c.patch_size)
         self.register_buffer("positions", sincos_positions(c.input_size // c.patch_size, c.width), persistent=False)
         self.time = nn.Sequential(nn.Linear(TIME_FEATURES, c.width), nn.SiLU(), nn.Linear(c.width, c.width))
-        self.pooled = nn.Linear(c.text.width, c.width)
+        # the pooled text is in the tower's projection space (CLIP's embedding: RN50's is 1024 wide on
+        # 512-wide tokens), the tokens are c.text.width wide
+        self.pooled = nn.Linear(self.text_encoder.pooled_width, c.width)
         self.blocks = nn.ModuleList(Block(c.width, c.heads, c.mlp_ratio, c.text.width) for _ in range(c.depth))
         self.final_norm = nn.LayerNorm(c.width, elementwise_affine=False, eps=1e-6)
         self.final_ada = nn.Sequential(nn.SiLU(), zero_(nn.Linear(c.width, 2 * c.width)))
