@@ -97,10 +97,10 @@ def test_loaded_classifier_carries_its_evaluation(folders):
     (dict(labels=[0] * 65), "labels must hold 1 to 64"),
     (dict(labels=["1"]), "labels must be a list of class indices"),
     (dict(labels=[True]), "labels must be a list of class indices"),
-    (dict(labels=[0], guidance=float("nan")), "guidance must be a finite number"),
-    (dict(labels=[0], guidance=float("inf")), "guidance must be a finite number"),
-    (dict(labels=[0], guidance=1e9), r"guidance must be in \[-1, 50\]"),
-    (dict(labels=[0], guidance=10**400), "guidance must be a finite number"),
+    (dict(labels=[0], guidance=float("nan")), "guidance w must be a finite number"),
+    (dict(labels=[0], guidance=float("inf")), "guidance w must be a finite number"),
+    (dict(labels=[0], guidance=1e9), r"guidance w must be in \[-1, 20\]"),
+    (dict(labels=[0], guidance=10**400), "guidance w must be a finite number"),
     (dict(labels=[0], guidance=1.0, interval=(0.5,)), r"interval must be a pair"),
     (dict(labels=[0], guidance=1.0, interval=5), r"interval must be a pair"),
     (dict(labels=[0], guidance=1.0, interval=("a", "b")), r"interval must be a pair"),
@@ -124,7 +124,7 @@ def test_mismatched_models_are_refused(folders):
         uncond([0], interval=(0.2, 0.5), classifier=tiny_classifier(), classifier_scale=1.0)
     with pytest.raises(ValueError, match="follows labels only with a classifier and classifier_scale > 0"):
         uncond([0], classifier=tiny_classifier(), classifier_scale=0.0)
-    with pytest.raises(ValueError, match=r"classifier scale must be in \[0, 50\]"):
+    with pytest.raises(ValueError, match=r"classifier scale must be in \[0, 20\]"):
         cond([0], classifier=tiny_classifier(), classifier_scale=-0.5)
     with pytest.raises(ValueError, match="follows labels only with a classifier"):
         uncond([0])

@@ -57,7 +57,7 @@ def friendly(fn=None, *, status: int = 0, outputs: int = 1):
     return wrapper
 
 
-def _number(value, name: str) -> float:
+def as_number(value, name: str) -> float:
     """A number from the UI or the API: floats, ints, and numeric strings; nothing else."""
     if isinstance(value, bool) or value is None:
         raise ValueError(f"{name} must be a number, got {value!r}")
@@ -72,7 +72,7 @@ def _number(value, name: str) -> float:
 
 def as_int(value, name: str, lo: int, hi: int) -> int:
     """A whole number in [lo, hi]: 2.5 is refused, not rounded (the same rule everywhere)."""
-    number = _number(value, name)
+    number = as_number(value, name)
     if not number.is_integer():
         raise ValueError(f"{name} must be a whole number in [{lo}, {hi}], got {value!r}")
     if not lo <= number <= hi:
@@ -81,7 +81,7 @@ def as_int(value, name: str, lo: int, hi: int) -> int:
 
 
 def as_float(value, name: str, lo: float, hi: float) -> float:
-    number = _number(value, name)
+    number = as_number(value, name)
     if not lo <= number <= hi:
         raise ValueError(f"{name} must be a number in [{lo:g}, {hi:g}], got {value!r}")
     return number

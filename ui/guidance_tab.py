@@ -10,7 +10,7 @@ import torch
 
 import zoo
 from ui import inputs, plots, serving
-from ui.errors import USER_ERRORS, as_float, as_int, friendly
+from ui.errors import USER_ERRORS, as_float, as_int, as_number, friendly
 from ui.guidance_toy import build_exact_section
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen, preview_image,
                               sampler_controls, save_png, upscaled)
@@ -19,13 +19,11 @@ from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.conditional import GuidedPipeline
 from zoo.diffusion import make_grid
-from zoo.diffusion.guidance import guided_steps
+from zoo.diffusion.guidance import SCALE_RANGE, W_RANGE, check_scale, check_w, guided_steps
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
 from zoo.pixels import MAX_BATCH, PixelPipeline, from_uint8, grid_image
 
 CLASSES = [str(k) for k in range(10)]
-MAX_UI_GUIDANCE = 10.0
-MAX_UI_CLASSIFIER_SCALE = 20.0
 SWEEP = (0.0, 1.0, 2.0, 4.0, 8.0)
 NO_CLASSIFIER = "none"
 THEORY = r"""
@@ -93,8 +91,8 @@ def _request(digits, per_class, guidance, scale, solver, steps, spacing, seed, t
     if t_lo > t_hi:
         raise ValueError(f"the guidance interval must have from <= up to, got [{t_lo}, {t_hi}]")
     return dict(labels=[int(d) for d in digits for _ in range(per_class)], per_class=per_class,
-                guidance=as_float(guidance, "guidance w", 0.0, MAX_UI_GUIDANCE), solver=solver, steps=steps,
-                classifier_scale=as_float(scale, "classifier scale", 0.0, MAX_UI_CLASSIFIER_SCALE), spacing=spacing,
+                guidance=check_w(as_number(guidance, "guidance w")), solver=solver, steps=steps,
+                classifier_scale=check_scale(as_number(scale, "classifier scale")), spacing=spacing,
                 seed=as_int(seed, "seed", 0, 2**31 - 1), interval=None if (t_lo, t_hi) == (0.0, 1.0) else (t_lo, t_hi))
 
 
@@ -228,9 +226,9 @@ def build_guidance_tab():
             digits = inputs.CheckboxGroup(CLASSES, value=CLASSES, label="classes (one row each)", elem_id="gd-classes")
             per_class = inputs.Slider(1, MAX_BATCH // len(CLASSES), value=6, step=1, label="samples per class",
                                       elem_id="gd-per-class")
-            guidance = inputs.Slider(0.0, MAX_UI_GUIDANCE, value=2.0, step=0.25, label="classifier-free guidance w",
+            guidance = inputs.Slider(*W_RANGE, value=2.0, step=0.25, label="classifier-free guidance w",
                                      elem_id="gd-w")
-            scale = inputs.Slider(0.0, MAX_UI_CLASSIFIER_SCALE, value=0.0, step=0.5, interactive=False,
+            scale = inputs.Slider(*SCALE_RANGE, value=0.0, step=0.5, interactive=False,
                                   label="classifier guidance scale s", elem_id="gd-scale")
             solver, steps, spacing = sampler_controls("gd")
             seed = inputs.Number(0, precision=0, label="seed", elem_id="gd-seed")

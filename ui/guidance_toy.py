@@ -5,8 +5,9 @@ only; the work is in zoo.toy2d.guided_mixture."""
 import gradio as gr
 
 from ui import inputs, plots, serving
-from ui.errors import as_float, as_int, friendly
+from ui.errors import as_int, as_number, friendly
 from ui.image_widgets import check_choice, check_sampler, sampler_controls
+from zoo.diffusion.guidance import SCALE_RANGE, W_RANGE
 from zoo.toy2d import GUIDED_BASES, gmm, guided_mixture
 
 LIM, BINS, POINTS = 2.5, 120, 4000
@@ -25,7 +26,7 @@ def on_exact(component, base, guidance, scale, solver, steps, spacing, seed):
     steps = check_sampler(solver, steps, spacing)
     k = as_int(component, "component", 0, len(gmm().weights) - 1)
     check_choice(base, GUIDED_BASES, "model")
-    w, s = as_float(guidance, "guidance w", 0.0, 8.0), as_float(scale, "classifier scale", 0.0, 8.0)
+    w, s = as_number(guidance, "guidance w"), as_number(scale, "classifier scale")  # ranges: zoo.toy2d
     if base == "unconditional":
         w = 0.0  # CFG needs the conditional model; the slider is ignored (said in the status)
     out = guided_mixture(k, w, s, base, n=POINTS, steps=steps, solver=solver, spacing=spacing,
@@ -52,8 +53,8 @@ def build_exact_section():
                 component = inputs.Radio(list(range(len(gmm().weights))), value=1, label="class = mixture component",
                                          elem_id="gx-component")
                 base = inputs.Radio(list(GUIDED_BASES), value="unconditional", label="model", elem_id="gx-base")
-                guidance = inputs.Slider(0.0, 8.0, value=0.0, step=0.25, label="CFG w", elem_id="gx-w")
-                scale = inputs.Slider(0.0, 8.0, value=1.0, step=0.25, label="classifier scale s", elem_id="gx-scale")
+                guidance = inputs.Slider(0.0, W_RANGE[1], value=0.0, step=0.25, label="CFG w", elem_id="gx-w")
+                scale = inputs.Slider(*SCALE_RANGE, value=1.0, step=0.25, label="classifier scale s", elem_id="gx-scale")
                 solver, steps, spacing = sampler_controls("gx", solver="heun", steps=20, spacing="quadratic")
                 seed = inputs.Number(0, precision=0, label="seed", elem_id="gx-seed")
                 run = gr.Button("Sample exactly", variant="primary", elem_id="gx-run")

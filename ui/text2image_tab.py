@@ -16,18 +16,18 @@ from PIL import Image, ImageDraw
 import zoo
 from ui import inputs, plots, serving
 from ui.opened import Target
-from ui.errors import as_float, as_int, friendly
+from ui.errors import as_int, as_number, friendly
 from ui.image_widgets import (PREVIEW_IMAGES, PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen,
                               sampler_controls, save_png)
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.data import scene_judge, scenes, shapes
 from zoo.data.captioned import captioned
+from zoo.diffusion.guidance import W_RANGE, check_w
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
 from zoo.pixels import MAX_BATCH, grid_image
 from zoo.text2image import MAX_PROMPT_CHARS, check_prompts
 
-MIN_UI_GUIDANCE, MAX_UI_GUIDANCE = -1.0, 20.0
 SWEEP = (0.0, 1.0, 3.0, 6.0)
 SWEEP_IMAGES = 8  # seeds per sweep row at most: four rows of sampling must stay quick on a CPU
 VAE_ENTRY = {"shapes-t2i": "shapes-vae", "scenes-t2i": "scenes-vae"}  # the latent spaces the train commands name
@@ -140,7 +140,7 @@ def _request(prompt, guidance, solver, steps, spacing, seed, batch, negative="")
         raise ValueError("the negative prompt must be text")
     negative = check_prompts(negative, 1)[0] if negative and negative.strip() else ""
     return dict(prompt=check_prompts(prompt, 1)[0], n=n,
-                guidance=as_float(guidance, "guidance w", MIN_UI_GUIDANCE, MAX_UI_GUIDANCE), solver=solver,
+                guidance=check_w(as_number(guidance, "guidance w")), solver=solver,
                 steps=steps, spacing=spacing, seed=as_int(seed, "seed", 0, 2**31 - 1), negative_prompt=negative)
 
 
@@ -297,7 +297,7 @@ def _controls(models: list) -> dict:
     c = {"model": inputs.Dropdown(models, value=models[0] if models else None, label="model", elem_id="t2i-model")}
     c["info"] = gr.Markdown("", elem_id="t2i-info")
     c["prompt"], c["negative"] = _prompt_box(c["model"])
-    c["guidance"] = inputs.Slider(MIN_UI_GUIDANCE, MAX_UI_GUIDANCE, value=3.0, step=0.25, label="guidance w",
+    c["guidance"] = inputs.Slider(*W_RANGE, value=3.0, step=0.25, label="guidance w",
                               info="w = 0: no guidance; w = -1: ignore the prompt; SD's guidance scale = 1 + w",
                               elem_id="t2i-w")
     entry = registry.get_entry(models[0]) if models else None  # the entry's measured best defaults

@@ -18,13 +18,12 @@ from typing import Optional, Sequence
 
 import torch
 
-from zoo.diffusion.guidance import (NoisyClassifier, check_guidance, check_interval, classifier_free_guidance,
+from zoo.diffusion.guidance import (NoisyClassifier, check_interval, check_scale, check_w, classifier_free_guidance,
                                     classifier_guidance, classifier_log_prob_grad)
 from zoo.diffusion.sampling import Counted, sample_info
 from zoo.gpu import place
 from zoo.pixels import MAX_BATCH, ImageOutput, PixelPipeline, to_uint8
 
-MAX_GUIDANCE = 50.0  # beyond this every sample saturates; a typo rather than a choice
 
 
 @dataclass
@@ -57,13 +56,6 @@ def check_labels(labels, num_classes: int) -> list:
     return labels
 
 
-def check_strength(value, name: str, lowest: float) -> float:
-    value = check_guidance(value, name)
-    if not lowest <= value <= MAX_GUIDANCE:
-        raise ValueError(f"{name} must be in [{lowest:g}, {MAX_GUIDANCE:g}], got {value!r}")
-    return value
-
-
 class GuidedPipeline:
     """Labels in, guided samples out, over a PixelPipeline's denoiser. A class-conditional
     UNet takes both kinds of guidance; an unconditional one takes classifier guidance only."""
@@ -88,8 +80,7 @@ class GuidedPipeline:
 
     def _check(self, labels, guidance, classifier, classifier_scale, interval):
         """w >= -1 (-1 is the unconditional model), s >= 0."""
-        guidance = check_strength(guidance, "guidance", -1.0)
-        scale = check_strength(classifier_scale, "classifier scale", 0.0)
+        guidance, scale = check_w(guidance), check_scale(classifier_scale)
         interval = check_interval(interval)
         if not self.num_classes and (guidance != 0 or interval is not None):
             raise ValueError("classifier-free guidance (and its interval) needs a class-conditional model; this one "

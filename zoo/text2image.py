@@ -23,10 +23,10 @@ from typing import Optional
 import numpy as np
 import torch
 
-from zoo.conditional import GuidedOutput, check_strength
+from zoo.conditional import GuidedOutput
 from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
 from zoo.diffusion.sampling import Counted
-from zoo.diffusion.guidance import check_interval, classifier_free_guidance
+from zoo.diffusion.guidance import check_interval, check_w, classifier_free_guidance
 from zoo.gpu import place
 from zoo.hub.validation import CheckpointError
 from zoo.pixels import check_batch, from_uint8, to_uint8
@@ -132,7 +132,7 @@ class TextToImagePipeline:
                  spacing: str = "logsnr", guidance: float = 3.0, interval=None, callback=None,
                  negative_prompt: str = "", **options) -> TextOutput:
         prompts = check_prompts(prompt, check_batch(n))
-        guidance, interval = check_strength(guidance, "guidance", -1.0), check_interval(interval)
+        guidance, interval = check_w(guidance), check_interval(interval)
         if not isinstance(negative_prompt, str):
             raise ValueError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
         place(self.denoiser, self.latent.vae)  # inside the GPU call on ZeroGPU (zoo.gpu)

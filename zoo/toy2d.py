@@ -20,7 +20,7 @@ from torch.optim.swa_utils import AveragedModel
 from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
 from zoo.diffusion import Denoiser, DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
 from zoo.diffusion.config import optimized_times_of
-from zoo.diffusion.guidance import check_guidance, classifier_free_guidance, classifier_guidance
+from zoo.diffusion.guidance import check_scale, check_w, classifier_free_guidance, classifier_guidance
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.gpu import place
 from zoo.nets.mlp import MLP
@@ -116,7 +116,8 @@ def guided_mixture(component: int, guidance: float = 0.0, classifier_scale: floa
     and neither samples p(x0 | k): both sharpen it away from the other components."""
     if base not in GUIDED_BASES:
         raise ValueError(f"base must be one of {GUIDED_BASES}, got {base!r}")
-    if base == "unconditional" and check_guidance(guidance) != 0:
+    guidance, classifier_scale = check_w(guidance), check_scale(classifier_scale)
+    if base == "unconditional" and guidance != 0:
         raise ValueError("classifier-free guidance needs the conditional model; use base='conditional'")
     check_points(n)
     mixture = gmm()
@@ -127,7 +128,7 @@ def guided_mixture(component: int, guidance: float = 0.0, classifier_scale: floa
         return d_mix(x, t) if k is None else d_k(x, t)
 
     d = classifier_free_guidance(labelled, guidance, {"k": component}, {}) if base == "conditional" else d_mix
-    if check_guidance(classifier_scale, "classifier scale") != 0:
+    if classifier_scale != 0:
         d = classifier_guidance(d, mixture.class_log_prob_grad(component, schedule), classifier_scale, schedule)
     out = sample_info(d, (n, 2), schedule=schedule, steps=steps, solver=solver, spacing=spacing, seed=seed,
                       dtype=torch.float64)

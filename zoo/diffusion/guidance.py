@@ -15,7 +15,12 @@ from torch import nn
 from zoo.diffusion.schedules import get_schedule
 
 
+W_RANGE = (-1.0, 20.0)  # guidance w: -1 is the unconditional model; past 20 every zoo model's samples saturate
+SCALE_RANGE = (0.0, 20.0)  # classifier scale s: 0 is no classifier guidance
+
+
 def check_guidance(w, name: str = "guidance") -> float:
+    """A finite number (the guidance formulas hold for any; the ranges are the pipelines')."""
     try:
         finite = not isinstance(w, bool) and isinstance(w, (int, float)) and math.isfinite(w)
     except OverflowError:  # an int too large for a float
@@ -23,6 +28,22 @@ def check_guidance(w, name: str = "guidance") -> float:
     if not finite:
         raise ValueError(f"{name} must be a finite number, got {w!r}")
     return float(w)
+
+
+def check_w(w, name: str = "guidance w") -> float:
+    """A guidance weight w in W_RANGE: the one check of it (pipelines; the tabs' sliders span W_RANGE)."""
+    return _in_range(check_guidance(w, name), name, W_RANGE)
+
+
+def check_scale(s, name: str = "classifier scale") -> float:
+    """A classifier scale in SCALE_RANGE (as check_w)."""
+    return _in_range(check_guidance(s, name), name, SCALE_RANGE)
+
+
+def _in_range(value: float, name: str, bounds: tuple) -> float:
+    if not bounds[0] <= value <= bounds[1]:
+        raise ValueError(f"{name} must be in [{bounds[0]:g}, {bounds[1]:g}], got {value!r}")
+    return value
 
 
 def check_interval(interval) -> Optional[Tuple[float, float]]:
