@@ -32,7 +32,7 @@ import torch  # noqa: E402
 
 from zoo import registry  # noqa: E402
 from zoo.data.toy2d import toy_density_image  # noqa: E402
-from zoo.diffusion import Denoiser, DiffusionConfig, sample_info  # noqa: E402
+from zoo.diffusion import DiffusionConfig, sample_info  # noqa: E402
 from zoo.diffusion import distill as dm  # noqa: E402
 from zoo.hub import CardInfo  # noqa: E402
 
@@ -187,7 +187,7 @@ def progressive_objective(args, rnd: Round, teacher, diffusion):
     sch, steps = diffusion.schedule, rnd.steps[0]
 
     def loss(model, x0):
-        student = Denoiser(model, sch, diffusion.parameterisation, diffusion.sigma_data)
+        student = diffusion.denoiser(model)
         return dm.progressive_loss(student, teacher.denoiser, x0, steps, sch)
 
     return loss, toy_batches(teacher.dataset, args.batch_size), None
@@ -228,7 +228,7 @@ def reflow_objective(args, rnd: Round, teacher, diffusion):
         return x0[idx], z[idx]
 
     def loss(model, pair):
-        student = Denoiser(model, diffusion.schedule, diffusion.parameterisation, diffusion.sigma_data)
+        student = diffusion.denoiser(model)
         return dm.coupled_loss(student, pair[0], pair[1])
 
     return loss, batch, None

@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from trainers.common import (Release, add_loop_args, command_line, image_grid, loop_config, public_path,  # noqa: E402
                              train)
 from zoo.data.images import HUB_SOURCES, IMAGE_SOURCES, load_images  # noqa: E402
-from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, DiffusionConfig,  # noqa: E402
+from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig,  # noqa: E402
                            diffusion_loss, sample)
 from zoo.hub import CardInfo  # noqa: E402
 from zoo.nets.unet import PRESETS, UNet, preset  # noqa: E402
@@ -93,7 +93,7 @@ def samples_grid(diffusion: DiffusionConfig, shape: tuple, num_classes: int = 0)
     n = nrow * min(num_classes, 10) if num_classes else 36
 
     def draw(net):
-        d = Denoiser(net, diffusion.schedule, diffusion.parameterisation, diffusion.sigma_data)
+        d = diffusion.denoiser(net)
         device = next(net.parameters()).device
         cond = {"y": torch.arange(n, device=device) // nrow} if num_classes else None
         x = sample(d, (n, *shape), schedule=diffusion.schedule, steps=25, solver="dpmpp_2m", seed=0, device=device,
@@ -142,7 +142,7 @@ def main(argv=None):
 
     def loss_fn(net, batch):
         x0, cond = (batch[0], {"y": batch[1]}) if labelled else (batch, {})
-        d = Denoiser(net, diffusion.schedule, diffusion.parameterisation, diffusion.sigma_data)  # as sampling sees it
+        d = diffusion.denoiser(net)  # as sampling sees it
         return diffusion_loss(d, x0, diffusion.t_sampling, **cond)
 
     torch.manual_seed(cfg.seed)

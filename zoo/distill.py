@@ -11,7 +11,7 @@ the step counts it supports. Loading goes through zoo.hub.load_checkpoint's vali
 """
 from __future__ import annotations
 
-from zoo.diffusion import Denoiser, DiffusionConfig
+from zoo.diffusion import DiffusionConfig
 from zoo.diffusion.distill import (STUDENT_SAMPLERS, ConsistencyFunction, DistillConfig, check_student_steps,
                                    consistency_sample, consistency_sample_times, nested_times, sample_on_times)
 from zoo.gpu import place
@@ -56,7 +56,7 @@ def student_denoiser(net, method: str, diffusion: DiffusionConfig):
     """The function a student's net is sampled through, by method."""
     if method == "consistency":
         return ConsistencyFunction(net, diffusion.schedule, diffusion.sigma_data).eval()
-    return Denoiser(net, diffusion.schedule, diffusion.parameterisation, diffusion.sigma_data).eval()
+    return diffusion.denoiser(net).eval()
 
 
 def student_pipeline(net, config: dict) -> ToyPipeline:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
-from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
+from zoo.diffusion import DiffusionConfig, sample_info
 from zoo.diffusion.config import optimized_times_of
 from zoo.gpu import place
 
@@ -98,7 +98,7 @@ def load_pipeline(folder: Path, device: Optional[str] = None) -> PixelPipeline:
     d = DiffusionConfig(**config["diffusion"])
     shape = (net.config.in_channels, net.config.image_size, net.config.image_size)
     evaluation = config.get("eval", {})
-    denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
+    denoiser = d.denoiser(net).eval()
     steps = config.get("training", {}).get("steps", "?")
     pipe = PixelPipeline(denoiser, d.schedule, shape,
                          f"UNet, {d.parameterisation} objective, {d.schedule} schedule, {steps} training steps",

@@ -251,7 +251,7 @@ def load_pipeline(folder: Path, device: Optional[str] = None, allow_local_vae: b
     if config["arch"] != "dit" or "latent" not in config:
         raise ValueError(f"{folder} is not a text-to-image checkpoint (a 'dit' with a 'latent' section naming its VAE)")
     d, c = DiffusionConfig(**config["diffusion"]), net.config
-    denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
+    denoiser = d.denoiser(net).eval()
     space = load_latent_space(config["latent"], device, Path(folder) / CONFIG_NAME, allow_local_vae)
     if tuple(space.vae.config.latent_shape) != (c.in_channels, c.input_size, c.input_size):
         raise ValueError(f"the VAE makes {space.vae.config.latent_shape} latents, the DiT takes "

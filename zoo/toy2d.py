@@ -18,7 +18,7 @@ import torch
 from torch.optim.swa_utils import AveragedModel
 
 from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
-from zoo.diffusion import Denoiser, DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
+from zoo.diffusion import DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
 from zoo.diffusion.config import optimized_times_of
 from zoo.diffusion.guidance import check_scale, check_w, classifier_free_guidance, classifier_guidance
 from zoo.diffusion.metrics import sliced_wasserstein
@@ -153,7 +153,7 @@ def toy_loss(config: ToyTrainConfig) -> Callable[[torch.nn.Module, torch.Tensor]
     d = config.diffusion
 
     def loss(net, x0):
-        return diffusion_loss(Denoiser(net, d.schedule, d.parameterisation, d.sigma_data), x0, d.t_sampling)
+        return diffusion_loss(d.denoiser(net), x0, d.t_sampling)
 
     return loss
 
@@ -197,7 +197,7 @@ def train_pipeline(config: ToyTrainConfig) -> ToyPipeline:
 
 def pipeline_from_net(net: torch.nn.Module, config: ToyTrainConfig) -> ToyPipeline:
     d = config.diffusion
-    denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
+    denoiser = d.denoiser(net).eval()
     return ToyPipeline(denoiser, d.schedule, config.dataset,
                        f"MLP, {d.parameterisation} objective, {d.schedule} schedule, {config.steps} steps")
 
@@ -213,7 +213,7 @@ def load_pipeline(folder: Path, device: Optional[str] = None) -> ToyPipeline:
         return student_pipeline(net, config)
     d = DiffusionConfig(**config["diffusion"])
     dataset = config.get("data", {}).get("dataset", "gmm")
-    denoiser = Denoiser(net, d.schedule, d.parameterisation, d.sigma_data).eval()
+    denoiser = d.denoiser(net).eval()
     steps = config.get("training", {}).get("steps", "?")
     pipe = ToyPipeline(denoiser, d.schedule, dataset,
                        f"bundled MLP, {d.parameterisation} objective, {d.schedule} schedule, {steps} steps")

@@ -10,6 +10,13 @@ class DiffusionConfig:
     t_sampling: str = "uniform"        # uniform | logit-normal (training only)
     sigma_data: float = 1.0            # data std, for the network input scaling c_in
 
+    def denoiser(self, net):
+        """The denoiser D(x, t) of a net trained under this config: the one place a
+        checkpoint's diffusion section becomes a Denoiser (zoo.diffusion.denoiser)."""
+        from zoo.diffusion.denoiser import Denoiser
+
+        return Denoiser(net, self.schedule, self.parameterisation, self.sigma_data)
+
 
 @dataclass
 class SamplingConfig:
