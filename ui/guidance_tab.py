@@ -6,7 +6,7 @@ import functools
 import time
 
 import gradio as gr
-import torch
+import numpy as np
 
 import zoo
 from ui import inputs, plots, serving
@@ -17,11 +17,11 @@ from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, on
 from ui.opened import Target
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
-from zoo.conditional import GuidedPipeline
+from zoo.conditional import GuidedPipeline, as_guided, classify_samples
 from zoo.diffusion import make_grid
 from zoo.diffusion.guidance import SCALE_RANGE, W_RANGE, check_scale, check_w, guided_steps
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
-from zoo.pixels import MAX_BATCH, PixelPipeline, from_uint8, grid_image
+from zoo.pixels import MAX_BATCH, grid_image
 
 CLASSES = [str(k) for k in range(10)]
 SWEEP = (0.0, 1.0, 2.0, 4.0, 8.0)
@@ -30,7 +30,8 @@ THEORY = r"""
 **Classifier guidance** (Dhariwal & Nichol 2021): Bayes' rule on the noisy data,
 $\nabla_{x_t}\log p(x_t\mid y) = \nabla_{x_t}\log p(x_t) + \nabla_{x_t}\log p(y\mid x_t)$,
 with the second term from a classifier trained on noisy $x_t$ and scaled by $s$:
-$\hat x_0 \mathrel{+}= s\,\frac{\sigma_t^2}{\alpha_t}\nabla_{x_t}\log p(y\mid x_t)$. It also steers an unconditional model.
+$\hat x_0 \mathrel{+}= s\,\frac{\sigma_t^2}{\alpha_t}\nabla_{x_t}\log p(y\mid x_t)$.
+It also steers an unconditional model.
 
 **Classifier-free guidance** (Ho & Salimans 2022): one network learns $D(x_t\mid y)$ and, with the label dropped
 10% of the time, $D(x_t\mid\varnothing)$; then $D_w = (1+w)\,D(x_t\mid y) - w\,D(x_t\mid\varnothing)$.
@@ -51,8 +52,7 @@ def classifier_names() -> list:
 
 def load_guided(model: str) -> GuidedPipeline:
     registry.entry_for(model, GUIDED_TASKS)
-    pipe = zoo.load(model)
-    return GuidedPipeline(pipe) if isinstance(pipe, PixelPipeline) else pipe
+    return as_guided(zoo.load(model))
 
 
 def load_classifier(name: str):
@@ -115,17 +115,10 @@ def _load(model, classifier, values, rows: int = 1):
     return pipe, clf, req
 
 
-def agreement(classifier, images) -> torch.Tensor:
-    """The classifier's verdict on the finished samples (t = 0)."""
-    x = from_uint8(images)
-    with torch.no_grad():
-        return classifier(x.to(next(classifier.parameters()).device), 0.0).argmax(1).cpu()
-
-
 def _verdict(classifier, name, images, labels, scale) -> str:
     if classifier is None:
         return ""
-    hits = int((agreement(classifier, images) == torch.tensor(labels)).sum())
+    hits = int((classify_samples(classifier, images) == np.asarray(labels)).sum())
     note = " (the classifier that guided them: a lenient judge)" if scale > 0 else ""
     return f" · {name} calls **{hits}/{len(labels)}** samples their requested class{note}"
 
@@ -155,7 +148,8 @@ def on_sample(model, classifier, *values, request: gr.Request = None):
     start = time.perf_counter()
     pipe, clf, req = _load(model, classifier, values)
     per_class, stop = req.pop("per_class"), STOPS.start(request)
-    yield gr.skip(), gr.skip(), f"sampling {len(req['labels'])} images with {req['solver']}, {req['steps']} steps ...", \
+    yield gr.skip(), gr.skip(), \
+        f"sampling {len(req['labels'])} images with {req['solver']}, {req['steps']} steps ...", \
         gr.skip()
     run = lambda callback: pipe(classifier=clf, callback=callback, **req)  # noqa: E731
     render = lambda p: preview_image(pipe.schedule, p)  # noqa: E731

@@ -8,15 +8,14 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
-import torch
 from PIL import Image
 
 from ui import inputs
 from ui.errors import as_int
 from ui.serving import CACHE_AGE
-from zoo.diffusion import SOLVERS, SPACINGS, get_schedule
+from zoo.diffusion import SOLVERS, SPACINGS
 from zoo.diffusion.solvers import ETA_RANGE, RECORDS
-from zoo.pixels import grid_image, png_with_parameters, to_uint8
+from zoo.pixels import grid_image, png_with_parameters, progress_images
 
 MAX_UI_STEPS = 1000
 PREVIEW_IMAGES = 16
@@ -46,10 +45,7 @@ def upscaled(image, width: int = 420):
 
 def preview_image(schedule: str, progress) -> str:
     """x_t (rescaled to unit variance, so noise is visible) beside x0_hat, for the first images."""
-    alpha, sigma = (float(v) for v in get_schedule(schedule).alpha_sigma(torch.tensor(progress.t, dtype=torch.float64)))
-    x_t = progress.x_t[:PREVIEW_IMAGES] / (alpha**2 + sigma**2) ** 0.5
-    x0 = progress.x0_hat[:PREVIEW_IMAGES]
-    left, right = grid_image(to_uint8(x_t)), grid_image(to_uint8(x0))
+    left, right = (grid_image(images) for images in progress_images(schedule, progress, PREVIEW_IMAGES))
     gap = np.full((left.height, 12, *np.asarray(left).shape[2:]), 255, np.uint8)
     both = np.concatenate([np.asarray(left), gap, np.asarray(right)], axis=1)
     return on_screen(upscaled(Image.fromarray(both), 640))

@@ -2,15 +2,12 @@
 import io
 
 import numpy as np
-import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import LogFormatter, LogFormatterMathtext, NullFormatter
 from PIL import Image
 
 from zoo.diffusion import FIXED_SPACINGS, SCHEDULES, get_schedule, make_grid
 
-COLORS = {"vp-linear": "tab:blue", "vp-cosine": "tab:orange", "ve": "tab:green", "flow": "tab:red"}
-MODEL_COLOR = "tab:purple"  # a model's own schedule (a published model's discrete betas)
 
 
 def subplots(nrows: int = 1, ncols: int = 1, figsize=(5, 4), **kw):
@@ -44,20 +41,15 @@ def schedule_figure(selected, steps: int, spacing: str):
     # "optimized" times belong to a model and solver, not to the schedule: not marked here
     grid = make_grid(chosen, steps, spacing) if spacing in FIXED_SPACINGS else None
     for name, sch in {**SCHEDULES, chosen.name: chosen}.items():
-        t = torch.linspace(0, 1, 400, dtype=torch.float64)
-        t = t if name in SCHEDULES else t.clamp(sch.t_min, sch.t_max)
-        alpha, sigma = sch.alpha_sigma(t)
-        lam = sch.log_snr(t.clamp(1e-4, 1 - 1e-4))
-        width, color = (2.5 if name == chosen.name else 1.0), COLORS.get(name, MODEL_COLOR)
-        axes[0].plot(t, alpha, color=color, lw=width, label=name)
-        axes[1].semilogy(t, sigma.clamp_min(1e-3), color=color, lw=width, label=name)
-        axes[2].plot(t, lam.clamp(-25, 25), color=color, lw=width, label=name)
+        c, width = sch.curves(), (2.5 if name == chosen.name else 1.0)
+        axes[0].plot(c["t"], c["alpha"], color=sch.color, lw=width, label=name)
+        axes[1].semilogy(c["t"], np.maximum(c["sigma"], 1e-3), color=sch.color, lw=width, label=name)
+        axes[2].plot(c["t"], c["log_snr"], color=sch.color, lw=width, label=name)
     if grid is not None:
-        sch, ts = chosen, grid.t[:-1]
-        a, s = sch.alpha_sigma(ts)
-        axes[0].plot(ts, a, "o", color="k", ms=3, label=f"{steps} steps ({spacing})")
-        axes[1].semilogy(ts, s, "o", color="k", ms=3)
-        axes[2].plot(ts, sch.log_snr(ts).clamp(-25, 25), "o", color="k", ms=3)
+        dots = chosen.curves(t=grid.t[:-1])
+        axes[0].plot(dots["t"], dots["alpha"], "o", color="k", ms=3, label=f"{steps} steps ({spacing})")
+        axes[1].semilogy(dots["t"], dots["sigma"], "o", color="k", ms=3)
+        axes[2].plot(dots["t"], dots["log_snr"], "o", color="k", ms=3)
     for ax, title in zip(axes, ("alpha(t)  (signal scale)", "sigma(t)  (noise scale, log axis)",
                                 "log-SNR  lambda = log(alpha^2 / sigma^2)")):
         ax.set(title=title, xlabel="t")
@@ -73,7 +65,7 @@ def density_background(ax, density, lim: float):
                   aspect="equal", alpha=0.55)
 
 
-def samples_figure(points: torch.Tensor, density, lim: float, title: str, outline=None):
+def samples_figure(points, density, lim: float, title: str, outline=None):
     """Samples over a density image; `outline` (another density grid) is drawn as contours."""
     fig, ax = subplots(figsize=(4.6, 4.6))
     density_background(ax, density, lim)
@@ -87,7 +79,7 @@ def samples_figure(points: torch.Tensor, density, lim: float, title: str, outlin
     return finish(fig)
 
 
-def trajectories_figure(path: torch.Tensor, times, show_step: int, lim: float, density):
+def trajectories_figure(path, times, show_step: int, lim: float, density):
     """Reverse-time paths (steps+1, n, 2) of a few points; the state at `show_step` is
     highlighted, so a slider can step through t."""
     fig, ax = subplots(figsize=(4.6, 4.6))

@@ -1,26 +1,34 @@
 """Noise schedules view: alpha, sigma and log-SNR of every schedule, chosen steps marked."""
 import gradio as gr
 
-from ui import inputs
-from ui.toy_tab import on_schedule
+from ui import inputs, plots
+from ui.errors import as_int, friendly
+from ui.image_widgets import check_choice
 from zoo.diffusion import SCHEDULES, SPACINGS
-from zoo.diffusion.spacing import SPACING_FORMULAS
+from zoo.diffusion.spacing import MAX_STEPS, SPACING_FORMULAS
 
-THEORY = r"""
+HEAD = r"""
 Every schedule is a pair of functions of continuous time $t \in [0, 1]$:
 $x_t = \alpha(t)\,x_0 + \sigma(t)\,\varepsilon$, $\varepsilon \sim \mathcal N(0, I)$, with log-SNR
 $\lambda(t) = \log(\alpha^2/\sigma^2)$.
 
 | schedule | $\alpha(t)$ | $\sigma(t)$ | source |
 |---|---|---|---|
-| `vp-linear` | $\exp(-\tfrac14 t^2(\beta_{max}-\beta_{min}) - \tfrac12 t\beta_{min})$ | $\sqrt{1-\alpha^2}$ | DDPM betas $10^{-4}..0.02$ over 1000 steps (Ho et al. 2020), VP SDE (Song et al. 2021) |
-| `vp-cosine` | $\sqrt{\bar\alpha(t)}$, $\bar\alpha = \cos^2(\tfrac{t+s}{1+s}\tfrac\pi2)/\cos^2(\tfrac{s}{1+s}\tfrac\pi2)$ | $\sqrt{1-\alpha^2}$ | Nichol & Dhariwal 2021 |
-| `ve` | $1$ | $\sigma_{min}(\sigma_{max}/\sigma_{min})^t$ | NCSN / SMLD (Song & Ermon 2019) |
-| `flow` | $1-t$ | $t$ | rectified flow (Liu et al. 2022) |
-
-Discrete DDPM: $\bar\alpha_i = \alpha(i/T)^2$, $\beta_i = 1 - \bar\alpha_i/\bar\alpha_{i-1}$.
 """
+# the table is written from the schedules themselves (zoo.diffusion.schedules): a new one appears here
+ROWS = "".join(f"| `{name}` | {s.alpha_text} | {s.sigma_text} | {s.source} |\n" for name, s in SCHEDULES.items())
+DISCRETE = r"Discrete DDPM: $\bar\alpha_i = \alpha(i/T)^2$, $\beta_i = 1 - \bar\alpha_i/\bar\alpha_{i-1}$."
+THEORY = HEAD + ROWS + "\n" + DISCRETE + "\n\n"
 SPACING_TEXT = "Step spacings: " + "; ".join(f"`{name}`: {text}" for name, text in SPACING_FORMULAS.items()) + "."
+
+
+@friendly(status=1, outputs=2)
+def on_schedule(schedule, steps, spacing):
+    """(figure, message): the schedules' curves with the chosen one's sampling times (also
+    the Toy 2D tab's schedule view)."""
+    schedule = check_choice(schedule, SCHEDULES, "schedule")
+    check_choice(spacing, SPACINGS, "step spacing")
+    return plots.schedule_figure(schedule, as_int(steps, "steps", 1, MAX_STEPS), spacing), ""
 
 
 def build_schedules_tab():

@@ -9,10 +9,10 @@ from ui import inputs, plots, serving
 from ui.errors import as_float, as_int, friendly
 from ui.image_widgets import MAX_UI_STEPS, check_choice, check_sampler, eta_control, eta_update, solver_options
 from ui.opened import Target
+from ui.schedules_tab import on_schedule
 from zoo.data.toy2d import TOY_DATASETS, toy_density_image
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, SOLVERS, SPACINGS, DiffusionConfig
 from zoo.diffusion.distill import path_curvature
-from zoo.diffusion.spacing import MAX_STEPS
 from zoo.toy2d import MAX_POINTS, ToyTrainConfig, exact_pipeline, train_steps
 from zoo import registry
 from zoo import toy2d_views as views
@@ -215,13 +215,6 @@ def on_compare(source, dataset, schedule, trained, seed, progress=gr.Progress())
     seed = as_int(seed, "seed", 0, 2**31 - 1)
     results = views.compare_solvers(pipe, seed=seed, progress=progress)
     return plots.compare_figure(results, views.noise_floor(dataset, 2000, seed)), ""
-
-
-@friendly(status=1, outputs=2)
-def on_schedule(schedule, steps, spacing):
-    schedule = check_choice(schedule, SCHEDULES, "schedule")
-    check_choice(spacing, SPACINGS, "step spacing")
-    return plots.schedule_figure(schedule, as_int(steps, "steps", 1, MAX_STEPS), spacing), ""
 
 
 def build_toy_tab():

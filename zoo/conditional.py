@@ -16,13 +16,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 import torch
 
 from zoo.diffusion.guidance import (NoisyClassifier, check_interval, check_scale, check_w, classifier_free_guidance,
                                     classifier_guidance, classifier_log_prob_grad)
 from zoo.diffusion.sampling import Counted, sample_info
 from zoo.gpu import place
-from zoo.pixels import MAX_BATCH, ImageOutput, PixelPipeline, to_uint8
+from zoo.pixels import MAX_BATCH, ImageOutput, PixelPipeline, from_uint8, to_uint8
 
 
 
@@ -105,6 +106,20 @@ class GuidedPipeline:
         out = sample_info(d, (len(labels), *self.image_shape), schedule=self.schedule, steps=steps, solver=solver,
                           spacing=spacing, seed=seed, callback=callback, device=device, **options)
         return GuidedOutput(to_uint8(out.x0), out.nfe, out.seconds, net.calls)
+
+
+def as_guided(pipe) -> GuidedPipeline:
+    """A guided view of a loaded model: an unconditional PixelPipeline takes classifier
+    guidance through GuidedPipeline; a class-conditional model already is one."""
+    return GuidedPipeline(pipe) if isinstance(pipe, PixelPipeline) else pipe
+
+
+@torch.no_grad()
+def classify_samples(classifier, images) -> np.ndarray:
+    """A noise-aware classifier's verdict (argmax class) on finished uint8 (n, H, W, C)
+    samples, read at t = 0."""
+    x = from_uint8(images).to(next(classifier.parameters()).device)
+    return classifier(x, 0.0).argmax(1).cpu().numpy()
 
 
 def _check_classifier(classifier, pipe: GuidedPipeline) -> None:

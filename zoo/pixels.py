@@ -40,6 +40,16 @@ def from_uint8(images) -> torch.Tensor:
     return torch.as_tensor(images).permute(0, 3, 1, 2).float() / 127.5 - 1
 
 
+def progress_images(schedule: str, progress, n: int) -> tuple:
+    """(x_t, x0_hat) of a solver step's first n images as uint8: x_t divided by its
+    marginal std sqrt(alpha^2 + sigma^2), so noise shows at every t (under the VE and flow
+    schedules x_t is not at unit scale), and the denoiser's current guess."""
+    from zoo.diffusion import get_schedule
+
+    alpha, sigma = (float(v) for v in get_schedule(schedule).alpha_sigma(torch.tensor(progress.t, dtype=torch.float64)))
+    return to_uint8(progress.x_t[:n] / (alpha**2 + sigma**2) ** 0.5), to_uint8(progress.x0_hat[:n])
+
+
 def grid_image(images: np.ndarray, nrow: Optional[int] = None, pad: int = 2, fill: int = 255) -> Image.Image:
     """uint8 (n, H, W, C) -> one PIL grid, nrow images per row, `pad` pixels of grey level
     `fill` around each."""

@@ -11,6 +11,7 @@ resolved below the data's scale. Both keep lambda finite.
 """
 import math
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
@@ -23,6 +24,11 @@ class Schedule:
     """Base class: subclasses define `alpha_sigma(t)` and `t_of_log_snr(lam)`."""
 
     name: str = ""
+    # how the schedule describes itself (the Noise schedules tab and its plot are written from these)
+    alpha_text: ClassVar[str] = ""  # alpha(t), LaTeX
+    sigma_text: ClassVar[str] = ""  # sigma(t), LaTeX
+    source: ClassVar[str] = ""  # the paper
+    color: ClassVar[str] = "tab:purple"  # matplotlib colour; a model's own (discrete) schedule keeps this one
     t_min: float = 1e-3
     t_max: float = 1.0
     variance_preserving: bool = True
@@ -57,6 +63,14 @@ class Schedule:
         """Std of the Gaussian the samplers start from, N(0, sigma(t_max)^2 I)."""
         return float(self.sigma(torch.tensor(self.t_max, dtype=torch.float64)))
 
+    def curves(self, n: int = 400, t=None) -> dict:
+        """t, alpha, sigma and log-SNR on n points of [t_min, t_max] (or at the times t) in
+        float64 numpy arrays (log-SNR clamped to +-25 where a schedule reaches infinity), for plots."""
+        t = torch.linspace(self.t_min, self.t_max, n, dtype=torch.float64) if t is None else _as_tensor(t)
+        alpha, sigma = self.alpha_sigma(t)
+        return {"t": t.numpy(), "alpha": alpha.numpy(), "sigma": sigma.numpy(),
+                "log_snr": self.log_snr(t).clamp(-25, 25).numpy()}
+
     def __repr__(self):
         return f"{type(self).__name__}(name={self.name!r})"
 
@@ -70,6 +84,10 @@ class VPLinear(Schedule):
     beta_min: float = 0.1
     beta_max: float = 20.0
     name: str = "vp-linear"
+    alpha_text: ClassVar[str] = r"$\exp(-\tfrac14 t^2(\beta_{max}-\beta_{min}) - \tfrac12 t\beta_{min})$"
+    sigma_text: ClassVar[str] = r"$\sqrt{1-\alpha^2}$"
+    source: ClassVar[str] = "DDPM betas $10^{-4}..0.02$ over 1000 steps (Ho et al. 2020), VP SDE (Song et al. 2021)"
+    color: ClassVar[str] = "tab:blue"
     t_min: float = 1e-3
     t_max: float = 1.0
 
@@ -99,6 +117,11 @@ class VPCosine(Schedule):
 
     s: float = 0.008
     name: str = "vp-cosine"
+    alpha_text: ClassVar[str] = (r"$\sqrt{\bar\alpha(t)}$, "
+                                 r"$\bar\alpha = \cos^2(\tfrac{t+s}{1+s}\tfrac\pi2)/\cos^2(\tfrac{s}{1+s}\tfrac\pi2)$")
+    sigma_text: ClassVar[str] = r"$\sqrt{1-\alpha^2}$"
+    source: ClassVar[str] = "Nichol & Dhariwal 2021"
+    color: ClassVar[str] = "tab:orange"
     t_min: float = 1e-3
     t_max: float = 0.999
 
@@ -123,6 +146,10 @@ class VE(Schedule):
     sigma_min: float = 0.01
     sigma_max: float = 50.0
     name: str = "ve"
+    alpha_text: ClassVar[str] = r"$1$"
+    sigma_text: ClassVar[str] = r"$\sigma_{min}(\sigma_{max}/\sigma_{min})^t$"
+    source: ClassVar[str] = "NCSN / SMLD (Song & Ermon 2019)"
+    color: ClassVar[str] = "tab:green"
     t_min: float = 0.0
     t_max: float = 1.0
     variance_preserving: bool = False
@@ -143,6 +170,10 @@ class Flow(Schedule):
     alpha = 1 - t, sigma = t, a straight line from data to noise."""
 
     name: str = "flow"
+    alpha_text: ClassVar[str] = r"$1-t$"
+    sigma_text: ClassVar[str] = r"$t$"
+    source: ClassVar[str] = "rectified flow (Liu et al. 2022)"
+    color: ClassVar[str] = "tab:red"
     t_min: float = 1e-3
     t_max: float = 0.999
     variance_preserving: bool = False
