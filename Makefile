@@ -5,9 +5,10 @@ PY := $(VENV)/bin/python
 
 .PHONY: demo test install bench
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q --no-deps -e .  # zoo, ui, trainers, bench importable from anywhere: no path hacks
 	touch $@
 
 install: $(VENV)/.installed

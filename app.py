@@ -9,13 +9,13 @@ import os
 import gradio as gr
 
 from ui import serving
-from zoo.diffusion.solvers import RECORDS
 from ui.guidance_tab import build_guidance_tab
 from ui.pixels_tab import build_pixels_tab
 from ui.schedules_tab import build_schedules_tab
 from ui.text2image_tab import build_text2image_tab
 from ui.toy_tab import build_toy_tab
 from ui.zoo_tab import build_zoo_tab
+from zoo.diffusion.solvers import RECORDS
 
 TITLE = "Diffusion model zoo"
 

@@ -27,7 +27,6 @@ copies of the training set? Measured per solver and step count.
    pixels: bin width 2/255 on [-1, 1]).
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
@@ -35,14 +34,13 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from bench.report import write_report
+from zoo.data.images import load_images
+from zoo.diffusion.likelihood import bits_per_dim, vlb_nats
+from zoo.nets.classifier import Classifier
+from zoo.pixels import from_uint8
 
-from report import write_report  # noqa: E402
-from zoo.data.images import load_images  # noqa: E402
-from zoo.diffusion.likelihood import bits_per_dim, vlb_nats  # noqa: E402
-from zoo.nets.classifier import Classifier  # noqa: E402
-from zoo.pixels import from_uint8  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 SOLVERS = (("dpmpp_2m", 10), ("dpmpp_2m", 20), ("heun", 10), ("heun", 20), ("ddim", 20), ("ddim", 50),
            ("ddpm", 100), ("ddpm", 250))
@@ -128,7 +126,8 @@ class Reference:
     def __init__(self):
         self.clf = train_classifier()
         train, test = load_images("mnist-offline", "train"), load_images("mnist-offline", "test")
-        self.train_x, self.test_x = from_uint8(train.images.permute(0, 2, 3, 1)), from_uint8(test.images.permute(0, 2, 3, 1))
+        self.train_x, self.test_x = (from_uint8(train.images.permute(0, 2, 3, 1)),
+                                     from_uint8(test.images.permute(0, 2, 3, 1)))
         real = judge(self.clf, self.test_x)
         self.test_features, self.test_labels = real["features"], test.labels
         self.accuracy = float((real["label"] == test.labels).double().mean())
@@ -258,7 +257,8 @@ def eval_numbers(m: dict, ref: dict) -> dict:
                f"{prefix}class_share_min": round(h["class_share_min"], 4),
                f"{prefix}class_share_max": round(h["class_share_max"], 4),
                f"{prefix}frechet_distance": round(h["frechet_distance"], 3),
-               f"{prefix}nn_p1": round(h["nn_p1"], 4), f"{prefix}closer_than_real_p1": round(h["closer_than_real_p1"], 4),
+               f"{prefix}nn_p1": round(h["nn_p1"], 4),
+               f"{prefix}closer_than_real_p1": round(h["closer_than_real_p1"], 4),
                f"{prefix}confident_by_solver": {f"{r['solver']} {r['steps']}": round(r["confident"], 4)
                                                 for r in m["rows"]},
                "frechet_reference": round(ref["frechet_reference"], 3), "nn_p1_real": round(ref["nn_p1"], 4),

@@ -15,18 +15,16 @@ Issue 17's targets: gmm student within 1.5x the floor at 4 passes, within 3x at 
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-import zoo  # noqa: E402
-from bench.solvers import steps_for_nfe  # noqa: E402
-from zoo.diffusion import SOLVERS, SPACINGS, sample_info  # noqa: E402
-from zoo.diffusion.distill import path_curvature  # noqa: E402
-from zoo.toy2d import exact_pipeline  # noqa: E402
-from zoo.toy2d_views import noise_floor, trajectories  # noqa: E402
+import zoo
+from bench.solvers import steps_for_nfe
+from zoo.diffusion import SOLVERS, SPACINGS, sample_info
+from zoo.diffusion.distill import path_curvature
+from zoo.toy2d import exact_pipeline
+from zoo.toy2d_views import noise_floor, trajectories
 
 PASSES = (1, 2, 4)
 OUT = Path(__file__).resolve().parent / "out"

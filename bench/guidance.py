@@ -13,21 +13,18 @@ on clean digits; not the noise-aware classifier that guides):
   first two and lower the third (Ho & Salimans 2022, Fig. 1; Dhariwal & Nichol 2021).
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import zoo
+from bench.digit_quality import classify, train_classifier
+from bench.report import write_report
+from zoo.conditional import GuidedPipeline
+from zoo.data.images import load_images
 
-import zoo  # noqa: E402
-from report import write_report  # noqa: E402
-from digit_quality import classify, train_classifier  # noqa: E402
-from zoo.conditional import GuidedPipeline  # noqa: E402
-from zoo.data.images import load_images  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CFG_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0)
 CLASSIFIER_SCALES = (1.0, 2.0, 4.0, 8.0)
@@ -84,7 +81,8 @@ def markdown(r: dict) -> str:
     lines = [f"{r['per_class']} samples per class (DPM-Solver++ 2M, 20 steps, the same seeds everywhere), judged by an "
              "independent digit classifier. Real test digits have diversity "
              f"**{r['real']['diversity']:.3f}**.", "",
-             "| setting | accuracy | confident (> 0.9) | diversity | network passes per sample | seconds |", "|---|---|---|---|---|---|"]
+             "| setting | accuracy | confident (> 0.9) | diversity | network passes per sample | seconds |",
+             "|---|---|---|---|---|---|"]
     for row in r["rows"]:
         lines.append(f"| {row['setting']} | {row['accuracy']:.1%} | {row['confident']:.1%} | {row['diversity']:.3f} | "
                      f"{row['network_calls']} | {row['seconds']} |")

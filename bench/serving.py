@@ -24,26 +24,24 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
-import urllib.request
 
 # offline (no network here, and no Hub call should be timed) and no analytics threads;
 # set before gradio / huggingface_hub are imported, as they read these at import time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import numpy as np  # noqa: E402
+import gradio as gr
+import numpy as np
+from gradio_client import Client
+
+import app
+from bench.report import write_report
+from ui import serving
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gradio as gr  # noqa: E402
-from gradio_client import Client  # noqa: E402
-
-import app  # noqa: E402
-from ui import serving  # noqa: E402
-from report import write_report  # noqa: E402
 
 # each tab's main button (tests/test_*_tab.py use the same endpoints), then a light one
 ENDPOINTS = ("toy_train", "toy_sample", "pixels_sample", "guidance_sample", "t2i_sample", "zoo_table")
@@ -206,7 +204,8 @@ def acceptance(result: dict) -> list:
         for is_busy in (False, True):
             one, many = find_cell(cells, endpoint, 1, is_busy), find_cell(cells, endpoint, top, is_busy)
             if one and many and one["throughput"]:
-                lines.append(f"throughput at {top} clients / at 1 client, /{endpoint} ({'busy' if is_busy else 'idle'}): "
+                lines.append(f"throughput at {top} clients / at 1 client, "
+                             f"/{endpoint} ({'busy' if is_busy else 'idle'}): "
                              f"{many['throughput']:.3f} / {one['throughput']:.3f} = "
                              f"**{many['throughput'] / one['throughput']:.2f}** (target >= {SCALING_TARGET:g})")
     return lines
@@ -218,9 +217,11 @@ def markdown(result: dict) -> str:
             f"{' (--quick: size sliders at their minimum)' if result['quick'] else ''}; "
             f"busy = one core spun by a pure-Python subprocess. Load average at start: {result['load_average']:.2f} "
             f"on {result['cpu_count']} cores. App: torch threads {settings['torch_threads']}, queue "
-            f"default_concurrency_limit {settings['default_concurrency_limit']}, max_size {settings['queue_max_size']}. "
+            f"default_concurrency_limit {settings['default_concurrency_limit']}, "
+            f"max_size {settings['queue_max_size']}. "
             f"Latency in seconds, submit to final result.\n\n")
-    rows = ["| endpoint | clients | CPU | p50 (s) | p95 (s) | throughput (req/s) | errors |", "|---|---|---|---|---|---|---|"]
+    rows = ["| endpoint | clients | CPU | p50 (s) | p95 (s) | throughput (req/s) | errors |",
+            "|---|---|---|---|---|---|---|"]
     for c in result["cells"]:
         p50, p95 = (f"{c[k]:.2f}" if c[k] is not None else "-" for k in ("p50", "p95"))
         rows.append(f"| /{c['endpoint']} | {c['clients']} | {'busy' if c['busy'] else 'idle'} | {p50} | {p95} | "
@@ -241,7 +242,8 @@ def serving_settings(demo: gr.Blocks, endpoints) -> dict:
 
     return {"torch_threads": torch.get_num_threads(), "queue_max_size": demo._queue.max_size,
             "default_concurrency_limit": demo._queue.default_concurrency_limit,
-            "concurrency": {e: {"limit": endpoint_fn(demo, e).concurrency_limit, "id": str(endpoint_fn(demo, e).concurrency_id)}
+            "concurrency": {e: {"limit": endpoint_fn(demo, e).concurrency_limit,
+                                "id": str(endpoint_fn(demo, e).concurrency_id)}
                             for e in endpoints}}
 
 

@@ -21,18 +21,16 @@ error is measured (no network error). Writes bench/out/solvers.md and solvers.pn
 import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from zoo.toy2d import gmm as mixture  # noqa: E402  (the "gmm" toy set: the same mixture the tests use)
-from zoo.diffusion import DETERMINISTIC, FIXED_SPACINGS, SOLVERS, sample_info  # noqa: E402
-from zoo.diffusion.metrics import sliced_wasserstein  # noqa: E402
-from zoo.diffusion.optimize_steps import OptimizeConfig, optimize_times  # noqa: E402
-from zoo.diffusion.solvers import nfe_per_step, steps_for_nfe  # noqa: E402
+from zoo.diffusion import DETERMINISTIC, FIXED_SPACINGS, SOLVERS, sample_info
+from zoo.diffusion.metrics import sliced_wasserstein
+from zoo.diffusion.optimize_steps import OptimizeConfig, optimize_times
+from zoo.diffusion.solvers import nfe_per_step, steps_for_nfe
+from zoo.toy2d import gmm as mixture  # the "gmm" toy set: the same mixture the tests use
 
 SCHEDULE = "vp-cosine"
 NFES = (5, 10, 20, 50, 100, 1000)
@@ -71,7 +69,8 @@ def distribution_errors(gmm, n, seeds, spacings):
                     swd.append(sliced_wasserstein(out.x0, truth[s]))
                     used = out.nfe
                 rows[solver, spacing, nfe] = (statistics.mean(swd), used)
-            print(f"  {solver:15s} {spacing:8s}", " ".join(f"{rows[solver, spacing, k][0]:.4f}" for k in NFES), flush=True)
+            print(f"  {solver:15s} {spacing:8s}", " ".join(f"{rows[solver, spacing, k][0]:.4f}" for k in NFES),
+                  flush=True)
     return rows, floor
 
 
@@ -151,7 +150,8 @@ def plot(rows, floor, spacings, path):
                   marker="o", label=f"{solver} ({sp})")
     ax.axhline(floor, color="k", ls="--", label="Monte-Carlo floor")
     ax.axhline(1.5 * floor, color="gray", ls=":", label="1.5 x floor")
-    ax.set(xlabel="NFE", ylabel="sliced Wasserstein distance", title="Solvers on a 2D Gaussian mixture (exact denoiser)")
+    ax.set(xlabel="NFE", ylabel="sliced Wasserstein distance",
+           title="Solvers on a 2D Gaussian mixture (exact denoiser)")
     ax.legend(fontsize=8, ncol=2)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -185,7 +185,8 @@ def frontier(gmm, schedule, n, seeds, config: OptimizeConfig):
 
 def frontier_markdown(results, n, seeds, config: OptimizeConfig) -> str:
     lines = [f"Few-step frontier: the same mixture and exact denoiser, {n} samples x {seeds} seeds; SWD and its "
-             "multiple of the floor; the best fixed spacing is the one with the smallest path error on held-out draws. \"optimized\": times found for that solver, step count and schedule by "
+             "multiple of the floor; the best fixed spacing is the one with the smallest path error on held-out draws. "
+             "\"optimized\": times found for that solver, step count and schedule by "
              f"zoo.diffusion.optimize_steps ({config.draws} other noise draws, Nelder-Mead, {config.iterations} "
              "evaluations, path error to a DPM-Solver++(3M) "
              f"{config.reference_steps}-step solution). NFE = steps, but heun: 2 steps - 1.", "",

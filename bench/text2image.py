@@ -16,18 +16,15 @@ model must beat there. GenEval's published numbers for Stable Diffusion are prin
 it for orientation only: a different world, the same categories.
 """
 import argparse
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+import zoo
+from bench.report import write_report
+from zoo.data import scene_judge, scenes
+from zoo.diffusion.solvers import SOLVERS
 
-import zoo  # noqa: E402
-from report import write_report  # noqa: E402
-from zoo.data import scene_judge, scenes  # noqa: E402
-from zoo.diffusion.solvers import SOLVERS  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 MODEL, BASELINE = "scenes-t2i", "shapes-t2i"
 GUIDANCE = (0.0, 1.0, 3.0, 5.0)
@@ -91,7 +88,8 @@ def markdown(r: dict) -> str:
         out.append(f"| {name} | " + " | ".join(_cells(m, "seen") + _cells(m, "held_out"))
                    + f" | {m['ms_per_image']:.0f} |")
     for name, m in r["baseline"].items():
-        out.append(f"| {name} (one-shape model, 32x32), w = 3 | " + " | ".join(_cells(m, "seen") + _cells(m, "held_out"))
+        out.append(f"| {name} (one-shape model, 32x32), w = 3 | "
+                   + " | ".join(_cells(m, "seen") + _cells(m, "held_out"))
                    + f" | {m['ms_per_image']:.0f} |")
     out += ["", "For orientation only, GenEval's published scores (real photographs, an object detector as judge; "
             "Ghosh et al. 2023, Table 2):", "", f"| model | {heads} |", "|---" * (len(scenes.CATEGORIES) + 2) + "|"]

@@ -147,7 +147,8 @@ def test_conditional_and_classifier_trainers_release_loadable_checkpoints(tmp_pa
                 *small, "--out", str(tmp_path / "run"), "--release", str(tmp_path / "cond")])
     card = (tmp_path / "cond" / "README.md").read_text()
     assert "classifier-free-guidance" in card and "--class-conditional" in card
-    train_classifier(["--channels", "8", *small, "--out", str(tmp_path / "run-clf"), "--release", str(tmp_path / "clf")])
+    train_classifier(["--channels", "8", *small, "--out", str(tmp_path / "run-clf"),
+                      "--release", str(tmp_path / "clf")])
     clf = load_classifier(tmp_path / "clf", device="cpu")
     assert set(clf.card["test_accuracy_by_t"]) == {"0.0", "0.25", "0.5", "0.75", "0.9"}
     assert "## Evaluation (at step 3, by the trainer)" in (tmp_path / "clf" / "README.md").read_text()

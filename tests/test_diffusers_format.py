@@ -140,7 +140,8 @@ def test_make_grid_is_grid_from_times_of_its_spacing():
         g = make_grid(s, 7, spacing)
         h = grid_from_times(s, g.t[:-1])
         assert torch.equal(g.t, h.t) and torch.equal(g.alpha, h.alpha) and torch.equal(g.sigma, h.sigma)
-        assert float(g.t[0]) == pytest.approx(s.t_max) and float(g.t[-2]) == pytest.approx(s.t_min) and g.sigma[-1] == 0 and g.alpha[-1] == 1
+        assert (float(g.t[0]) == pytest.approx(s.t_max) and float(g.t[-2]) == pytest.approx(s.t_min)
+                and g.sigma[-1] == 0 and g.alpha[-1] == 1)
     with pytest.raises(ValueError, match="strictly decreasing"):
         grid_from_times(s, [0.5, 0.5, 0.1])
 

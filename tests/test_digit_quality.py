@@ -2,17 +2,13 @@
 independent matrix square root, nearest-training-digit distances, the memorisation
 comparison, and the model card section that sits beside bench/guidance.py's."""
 import json
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.linalg
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
-
-import digit_quality as dq  # noqa: E402
+from bench import digit_quality as dq
 
 
 def frechet_by_scipy(a: np.ndarray, b: np.ndarray) -> float:

@@ -103,7 +103,8 @@ def test_reflow_straightens_the_paths():
     """Liu et al. 2022: a flow fitted to the couplings of an exact, curved PF-ODE has
     straighter paths, and one Euler step of it lands near the teacher's ODE solution, where
     one Euler step of the teacher does not."""
-    teacher = GaussianMixture([0.5, 0.5], [[-1.5, 0.0], [1.5, 0.0]], torch.eye(2).expand(2, 2, 2) * 0.05).denoiser("flow")
+    teacher = GaussianMixture([0.5, 0.5], [[-1.5, 0.0], [1.5, 0.0]],
+                              torch.eye(2).expand(2, 2, 2) * 0.05).denoiser("flow")
     z = torch.randn(4096, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     kw = dict(schedule="flow", spacing="uniform", dtype=torch.float64)
     x0 = sample_info(teacher, (4096, 2), steps=64, solver="heun", x_init=0.999 * z, **kw).x0

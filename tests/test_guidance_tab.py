@@ -113,7 +113,8 @@ EXACT = dict(component=1, base="unconditional", w=0.0, s=1.0, solver="heun", ste
 def test_exact_2d_guidance_says_when_it_samples_the_class_law(client):
     figure, status = client.predict(*EXACT.values(), api_name="/guidance_exact")
     assert figure.get("type") == "matplotlib" and "the law p(x0 | k) itself" in status
-    status = client.predict(*{**EXACT, "base": "conditional", "w": 2.0, "s": 0.0}.values(), api_name="/guidance_exact")[1]
+    status = client.predict(*{**EXACT, "base": "conditional", "w": 2.0, "s": 0.0}.values(),
+                            api_name="/guidance_exact")[1]
     assert "not p(x0 | k)" in status
     status = client.predict(*{**EXACT, "w": 3.0}.values(), api_name="/guidance_exact")[1]
     assert "w ignored: CFG needs the conditional model" in status

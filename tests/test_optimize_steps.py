@@ -48,7 +48,8 @@ def test_optimized_spacing_samples_with_the_stored_times_and_names_what_it_has()
     sample(d, (4, 2), steps=5, spacing="optimized", optimized_times=table,
            callback=lambda i, t, x, x0: seen.append(t), **kw)
     assert seen == pytest.approx(times)
-    with pytest.raises(ValueError, match=r"no optimized times for solver 'dpmpp_3m' at 8 steps.*dpmpp_3m at 5, 10 steps"):
+    with pytest.raises(ValueError,
+                       match=r"no optimized times for solver 'dpmpp_3m' at 8 steps.*dpmpp_3m at 5, 10 steps"):
         sample(d, (4, 2), steps=8, spacing="optimized", optimized_times=table, **kw)
     with pytest.raises(ValueError, match=r"solver 'heun'.*it has: dpmpp_3m at 5, 10 steps"):
         sample(d, (4, 2), steps=5, spacing="optimized", optimized_times=table, **{**kw, "solver": "heun"})

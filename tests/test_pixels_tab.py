@@ -21,7 +21,8 @@ def client(tmp_path_factory):
     folder = tmp_path_factory.mktemp("weights") / "mnist"
     torch.manual_seed(0)
     config = UNet.Config(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=())
-    hub.save_checkpoint(folder, UNet(config), "unet", config, DiffusionConfig(schedule="vp-cosine", parameterisation="v"),
+    hub.save_checkpoint(folder, UNet(config), "unet", config,
+                        DiffusionConfig(schedule="vp-cosine", parameterisation="v"),
                         card=hub.CardInfo(title="tiny mnist"))
     with app_client({"mnist": folder}, "ui.pixels_tab") as client:
         yield client

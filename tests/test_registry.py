@@ -107,7 +107,8 @@ def test_zoo_tab_lists_entries_and_cards(tmp_path, monkeypatch, test_entry):
 
     make_checkpoint(tmp_path / "bundled", sample_image=Image.new("RGB", (6, 6), "red"))
     monkeypatch.setattr(registry, "REPO_ROOT", tmp_path)
-    monkeypatch.setattr(registry, "ENTRIES", [*registry.ENTRIES[:-1], dataclasses.replace(test_entry, bundled_path="bundled")])
+    monkeypatch.setattr(registry, "ENTRIES",
+                        [*registry.ENTRIES[:-1], dataclasses.replace(test_entry, bundled_path="bundled")])
     rows = {r[0]: r for r in zoo_tab.table_rows()}
     assert rows["tiny-test"][2] == "bundled" and rows["mnist"][4].startswith("python -m trainers.pixels")
     text, image = zoo_tab.card_view("tiny-test")

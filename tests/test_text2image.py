@@ -210,7 +210,8 @@ def test_trainers_release_loadable_checkpoints(tmp_path, monkeypatch):
     assert "psnr_db" in hub.load_config(vae_folder)["eval"]
     with pytest.raises(ValueError, match="--vae-name"):  # a local VAE needs the public name the release records
         text2image.main(["--vae", str(vae_folder), "--out", str(tmp_path / "refused")])
-    result = text2image.main(["--vae", str(vae_folder), "--vae-name", "shapes-vae", "--num-images", "64", "--steps", "4", "--ckpt-every", "4",
+    result = text2image.main(["--vae", str(vae_folder), "--vae-name", "shapes-vae", "--num-images", "64",
+                              "--steps", "4", "--ckpt-every", "4",
                               "--batch-size", "8", "--width", "32", "--depth", "1", "--heads", "2", "--text-width",
                               "32", "--text-layers", "1", "--eval-samples", "6", "--out", str(tmp_path / "dit")])
     # the in-process EMA net (which draws the card's samples and evaluation) is finite: averaging

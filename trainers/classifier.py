@@ -8,19 +8,16 @@ After training, the accuracy on the held-out split at several noise levels goes 
 checkpoint (config.json 'eval' and the model card).
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
+from torch.nn import functional as F
 
-import torch  # noqa: E402
-from torch.nn import functional as F  # noqa: E402
-
-from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train  # noqa: E402
-from zoo.data.images import load_images  # noqa: E402
-from zoo.diffusion import SCHEDULES, DiffusionConfig, NoisyClassifier, diffuse  # noqa: E402
-from zoo.hub import CardInfo  # noqa: E402
-from zoo.nets.classifier import Classifier  # noqa: E402
+from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train
+from zoo.data.images import load_images
+from zoo.diffusion import SCHEDULES, DiffusionConfig, NoisyClassifier, diffuse
+from zoo.hub import CardInfo
+from zoo.nets.classifier import Classifier
 
 EVAL_TIMES = (0.0, 0.25, 0.5, 0.75, 0.9)
 

@@ -51,10 +51,14 @@ from safetensors.torch import load_file, save_file
 from torch.optim.swa_utils import AveragedModel
 from tqdm.auto import tqdm
 
-from trainers.state_files import (flatten_optimizer, rng_state, set_rng_state, state_tensors,
-                                  unflatten_optimizer)
-from trainers.published import (command_line, looks_like_path, public_command, public_path,  # noqa: F401 - trainers
-                                 redact)  # import these from here
+from trainers.published import (  # noqa: F401 - trainers
+    command_line,
+    looks_like_path,
+    public_command,
+    public_path,
+    redact,  # import these from here
+)
+from trainers.state_files import flatten_optimizer, rng_state, set_rng_state, state_tensors, unflatten_optimizer
 from zoo import cpu, hub
 from zoo.optim import LR_DECAYS, ema_multi_avg_fn, learning_rate
 
@@ -366,7 +370,8 @@ class _Loop:
             self.acc.scaler.load_state_dict(state["scaler"])
         rng = self.ckpt / f"rng_{self.acc.process_index}"
         if rng.with_suffix(".safetensors").is_file():
-            set_rng_state(load_file(str(rng.with_suffix(".safetensors"))), json.loads(rng.with_suffix(".json").read_text()))
+            set_rng_state(load_file(str(rng.with_suffix(".safetensors"))),
+                          json.loads(rng.with_suffix(".json").read_text()))
         self.step, self.wall, self.final_loss = state["step"], state["wall_time"], state["final_loss"]
         # a continued run keeps its history (made public again: older checkpoints kept raw paths)
         earlier = [public_command(c, self.cfg.out) for c in state.get("commands", [])]

@@ -22,19 +22,16 @@ run-flag check, before anything loads). All shared-loop flags apply (EMA, --push
 import argparse
 import copy
 import dataclasses
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train  # noqa: E402
-import torch  # noqa: E402
-
-from zoo import registry  # noqa: E402
-from zoo.data.toy2d import toy_density_image  # noqa: E402
-from zoo.diffusion import DiffusionConfig, sample_info  # noqa: E402
-from zoo.diffusion import distill as dm  # noqa: E402
-from zoo.hub import CardInfo  # noqa: E402
+from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train
+from zoo import registry
+from zoo.data.toy2d import toy_density_image
+from zoo.diffusion import DiffusionConfig, sample_info
+from zoo.diffusion import distill as dm
+from zoo.hub import CardInfo
 
 STUDENT_PARAM = {"progressive": "v", "consistency": "edm"}  # v: stable at 1-2 steps (Salimans & Ho, Sec. 4)
 
@@ -153,7 +150,8 @@ class TargetEMA(torch.optim.AdamW):
 
     @torch.no_grad()
     def step(self, closure=None):
-        before = {p: p.detach().clone() for g in self.param_groups for p in g["params"] if "target" not in self.state[p]}
+        before = {p: p.detach().clone() for g in self.param_groups for p in g["params"]
+                  if "target" not in self.state[p]}
         loss = super().step(closure)
         for group in self.param_groups:
             for p in group["params"]:

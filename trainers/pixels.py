@@ -13,20 +13,15 @@ x schedule; every shared-loop flag (--resume, --mixed-precision, --grad-accum,
 --push-to-hub, ...).
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from trainers.common import (Release, add_loop_args, command_line, image_grid, loop_config, public_path,  # noqa: E402
-                             train)
-from zoo.data.images import HUB_SOURCES, IMAGE_SOURCES, load_images  # noqa: E402
-from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig,  # noqa: E402
-                           diffusion_loss, sample)
-from zoo.hub import CardInfo  # noqa: E402
-from zoo.nets.unet import PRESETS, UNet, preset  # noqa: E402
+from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, public_path, train
+from zoo.data.images import HUB_SOURCES, IMAGE_SOURCES, load_images
+from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig, diffusion_loss, sample
+from zoo.hub import CardInfo
+from zoo.nets.unet import PRESETS, UNet, preset
 
 
 def parse_args(argv=None):

@@ -22,25 +22,24 @@ architecture randomly initialised. The checkpoint records ARCH/TAG and holds the
 weights, so loading it downloads nothing.
 """
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-import torch  # noqa: E402
-
-from trainers.common import (Release, add_loop_args, command_line, image_grid, loop_config, public_path,  # noqa: E402
-                            train)
-from zoo.data.captioned import CAPTIONED, captioned  # noqa: E402
-from zoo.diffusion import (PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, DiffusionConfig,  # noqa: E402
-                           diffusion_loss)
-from zoo.hub import CardInfo  # noqa: E402
-from zoo.nets.dit import DiT  # noqa: E402
-from zoo.nets.text_encoder import (PretrainedUnavailable, TextEncoder, pretrained_config, vocab_ids,  # noqa: E402
-                                   with_pretrained_weights)
-from zoo.pixels import from_uint8  # noqa: E402
-from zoo.text2image import (LatentSpace, TextToImagePipeline, check_latent, load_latent_space,  # noqa: E402
-                            resolve_vae)
+from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, public_path, train
+from zoo.data.captioned import CAPTIONED, captioned
+from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, DiffusionConfig, diffusion_loss
+from zoo.hub import CardInfo
+from zoo.nets.dit import DiT
+from zoo.nets.text_encoder import (
+    PretrainedUnavailable,
+    TextEncoder,
+    pretrained_config,
+    vocab_ids,
+    with_pretrained_weights,
+)
+from zoo.pixels import from_uint8
+from zoo.text2image import LatentSpace, TextToImagePipeline, check_latent, load_latent_space, resolve_vae
 
 EVAL_SEED = 20_000  # captions of fresh shapes for the evaluation: another seed of the generator
 PREVIEW_PROMPTS = {"shapes": ["a red circle", "a blue square", "a green triangle",
@@ -54,7 +53,8 @@ EVAL_GUIDANCE = (0.0, 1.0, 3.0)
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--vae", default="shapes-vae", help="VAE to train on: a zoo entry, Hub repo id or checkpoint folder")
+    ap.add_argument("--vae", default="shapes-vae",
+                    help="VAE to train on: a zoo entry, Hub repo id or checkpoint folder")
     ap.add_argument("--vae-name", help="how the release names its VAE: a zoo entry or Hub repo id (default: --vae; "
                                        "required when --vae is a folder, since a checkpoint never names local paths)")
     ap.add_argument("--dataset", choices=sorted(CAPTIONED), default="shapes", help="the captioned images")
@@ -113,8 +113,9 @@ def latent_size(args) -> int:
     vae = load_latent_space({"vae": args.vae}, "cpu", "--vae", allow_local=True).vae.config
     size = captioned(args.dataset).image_size
     if vae.image_size != size:
-        raise ValueError(f"--vae {public_path(args.vae)} takes {vae.image_size}x{vae.image_size} images, the {args.dataset} "
-                         f"data set has {size}x{size}: train its VAE with python -m trainers.vae --dataset {args.dataset}")
+        raise ValueError(f"--vae {public_path(args.vae)} takes {vae.image_size}x{vae.image_size} images, "
+                         f"the {args.dataset} data set has {size}x{size}: train its VAE with "
+                         f"python -m trainers.vae --dataset {args.dataset}")
     return vae.latent_shape[1]
 
 

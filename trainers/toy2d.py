@@ -9,20 +9,15 @@ zoo.toy2d, so this trains exactly what the app trains in the browser.
 """
 import argparse
 import dataclasses
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import torch
 
-from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train  # noqa: E402
-import torch  # noqa: E402
-
-from zoo.data.toy2d import TOY_DATASETS, toy_density_image  # noqa: E402
-from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig  # noqa: E402
-from zoo.hub import CardInfo  # noqa: E402
-from zoo.nets.mlp import MLP  # noqa: E402
-from zoo.toy2d import (ToyTrainConfig, config_sections, new_net, pipeline_from_net, toy_batch,  # noqa: E402
-                       toy_loss)
+from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train
+from zoo.data.toy2d import TOY_DATASETS, toy_density_image
+from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig
+from zoo.hub import CardInfo
+from zoo.nets.mlp import MLP
+from zoo.toy2d import ToyTrainConfig, config_sections, new_net, pipeline_from_net, toy_batch, toy_loss
 
 # The CLI's defaults are the bundled weights' settings: a longer run of a wider net than the
 # in-browser default (ToyTrainConfig), which is tuned to finish in about 11 s.
@@ -38,7 +33,8 @@ def parse_args(argv=None):
     ap.add_argument("--hidden", type=int, default=DEFAULTS.net.hidden)
     ap.add_argument("--depth", type=int, default=DEFAULTS.net.depth)
     add_loop_args(ap, steps=DEFAULTS.steps, batch_size=DEFAULTS.batch_size, lr=DEFAULTS.lr,
-                  ema_decay=DEFAULTS.ema_decay, lr_decay=DEFAULTS.lr_decay, grad_clip=DEFAULTS.grad_clip, ckpt_every=2000, log_every=100, out=None)
+                  ema_decay=DEFAULTS.ema_decay, lr_decay=DEFAULTS.lr_decay, grad_clip=DEFAULTS.grad_clip,
+                  ckpt_every=2000, log_every=100, out=None)
     return ap.parse_args(argv)
 
 

@@ -9,20 +9,15 @@ After training, the reconstruction error and the share of shape attributes the
 reconstructions keep (the data set's judge) on held-out images go into the checkpoint.
 """
 import argparse
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+import numpy as np
+import torch
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-from trainers.common import (Release, add_loop_args, command_line, image_grid, loop_config, public_path,  # noqa: E402
-                             train)
-from zoo.data.captioned import CAPTIONED, captioned  # noqa: E402
-from zoo.hub import CardInfo  # noqa: E402
-from zoo.nets.vae import VAE, vae_loss  # noqa: E402
-from zoo.pixels import to_uint8  # noqa: E402
+from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, public_path, train
+from zoo.data.captioned import CAPTIONED, captioned
+from zoo.hub import CardInfo
+from zoo.nets.vae import VAE, vae_loss
+from zoo.pixels import to_uint8
 
 TEST_SEED = 10_000  # held-out images: another seed of the generator
 

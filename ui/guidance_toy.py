@@ -33,7 +33,8 @@ def on_exact(component, base, guidance, scale, solver, steps, spacing, seed):
                          seed=as_int(seed, "seed", 0, 2**31 - 1))
     mixture = gmm()
     figure = plots.samples_figure(out.points, mixture.component(k).density_grid(LIM, BINS).numpy(), LIM,
-                                  f"{base} model, w = {w:g}, s = {s:g}", outline=mixture.density_grid(LIM, BINS).numpy())
+                                  f"{base} model, w = {w:g}, s = {s:g}",
+                                  outline=mixture.density_grid(LIM, BINS).numpy())
     ratio = out.swd / out.floor
     verdict = ("**the law p(x0 | k) itself**, within sampling noise" if ratio < 1.5 else
                f"**not p(x0 | k)**: {ratio:.1f}x the distance between two exact sample sets")
@@ -54,7 +55,8 @@ def build_exact_section():
                                          elem_id="gx-component")
                 base = inputs.Radio(list(GUIDED_BASES), value="unconditional", label="model", elem_id="gx-base")
                 guidance = inputs.Slider(0.0, W_RANGE[1], value=0.0, step=0.25, label="CFG w", elem_id="gx-w")
-                scale = inputs.Slider(*SCALE_RANGE, value=1.0, step=0.25, label="classifier scale s", elem_id="gx-scale")
+                scale = inputs.Slider(*SCALE_RANGE, value=1.0, step=0.25, label="classifier scale s",
+                                      elem_id="gx-scale")
                 solver, steps, spacing = sampler_controls("gx", solver="heun", steps=20, spacing="quadratic")
                 seed = inputs.Number(0, precision=0, label="seed", elem_id="gx-seed")
                 run = gr.Button("Sample exactly", variant="primary", elem_id="gx-run")

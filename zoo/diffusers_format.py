@@ -139,7 +139,8 @@ def check_model_index(index: dict) -> None:
     _check_class(index, PIPELINE_CLASSES, "model_index.json")
     components = {k: v for k, v in index.items() if not k.startswith("_")}
     if components.get("unet") != ["diffusers", "UNet2DModel"]:
-        raise ValueError(f'model_index.json must name "unet": ["diffusers", "UNet2DModel"], got {components.get("unet")}')
+        raise ValueError('model_index.json must name "unet": ["diffusers", "UNet2DModel"], '
+                         f'got {components.get("unet")}')
     scheduler = components.get("scheduler")
     if not (isinstance(scheduler, list) and len(scheduler) == 2 and scheduler[1] in SCHEDULER_CLASSES):
         raise ValueError(f"model_index.json scheduler must be one of {list(SCHEDULER_CLASSES)}, got {scheduler}")

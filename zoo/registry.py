@@ -125,7 +125,8 @@ ENTRIES: list[ZooEntry] = [
         bundled_path="weights/mnist",
         pipeline="zoo.pixels:load_pipeline",
         train_command=("python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 8000 --release "
-                       "weights/mnist && python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 16000 "
+                       "weights/mnist && "
+                       "python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 16000 "
                        "--release weights/mnist --resume"),
     ),
     ZooEntry(

@@ -162,7 +162,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._reply(status, {"error": "Repository not found"}, {"X-Error-Code": "RepoNotFound"})
         if match[3] in (None, "revision"):
             return self._reply(200, {"id": match[2], "sha": repo["sha"], "private": match[2] in self.hub.tokens,
-                                     "siblings": [self._sibling(match[2], p, b) for p, b in sorted(repo["files"].items())]})
+                                     "siblings": [self._sibling(match[2], p, b)
+                                                  for p, b in sorted(repo["files"].items())]})
         return self._reply(200, [{"type": "file", "path": p, "size": len(b), "oid": hashlib.sha1(b).hexdigest()}
                                  for p, b in sorted(repo["files"].items())])
 

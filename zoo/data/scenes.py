@@ -65,7 +65,8 @@ class SceneObject:
 def relation_holds(a_centre, relation: str, b_centre) -> bool:
     """Whether an object at a_centre is `relation` one at b_centre (image y points down)."""
     (ax, ay), (bx, by) = a_centre, b_centre
-    return {"to the left of": bx - ax, "to the right of": ax - bx, "above": by - ay, "below": ay - by}[relation] > MARGIN
+    return {"to the left of": bx - ax, "to the right of": ax - bx,
+            "above": by - ay, "below": ay - by}[relation] > MARGIN
 
 
 def render(objects) -> np.ndarray:

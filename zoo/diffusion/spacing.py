@@ -163,7 +163,8 @@ def check_optimized_times(table, schedule, solvers) -> dict:
     [t_min, t_max] of the schedule. ValueError naming the entry otherwise."""
     schedule = get_schedule(schedule)
     if not isinstance(table, dict):
-        raise ValueError(f"optimized_times must be a JSON object {{solver: {{steps: times}}}}, got {type(table).__name__}")
+        raise ValueError(f"optimized_times must be a JSON object {{solver: {{steps: times}}}}, "
+                         f"got {type(table).__name__}")
     parsed = {}
     for solver, by_steps in table.items():
         if solver not in solvers:
@@ -177,7 +178,8 @@ def check_optimized_times(table, schedule, solvers) -> dict:
 def _steps_key(solver: str, key) -> int:
     text = str(key)
     if not text.isdigit() or not 2 <= int(text) <= MAX_STEPS:
-        raise ValueError(f"optimized_times.{solver}: step count must be an integer in [2, {MAX_STEPS}], got {text[:20]!r}")
+        raise ValueError(f"optimized_times.{solver}: step count must be an integer in [2, {MAX_STEPS}], "
+                         f"got {text[:20]!r}")
     return int(text)
 
 

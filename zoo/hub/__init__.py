@@ -26,7 +26,8 @@ from zoo.hub.remote import (MAX_DOWNLOAD_BYTES, HubError, Plan, RepoMetadata, We
 __all__ = [
     "CARD_NAME", "LIBRARY_NAME", "CardInfo", "make_card", "read_card", "CONFIG_NAME", "SAMPLES_NAME", "WEIGHTS_NAME",
     "is_checkpoint", "load_checkpoint", "load_config", "load_weights", "record_evaluation", "save_checkpoint",
-    "weights_sha256", "atomic_write_text", "clean_orphans", "recover_dir", "replace_dir", "temp_sibling", "WeightsNotFound",
+    "weights_sha256", "atomic_write_text", "clean_orphans", "recover_dir", "replace_dir", "temp_sibling",
+    "WeightsNotFound",
     "cached_snapshot", "hub_endpoint", "hub_offline", "locate", "probe_hub", "push_folder", "resolve", "BUDGET",
     "HubTimeout", "MAX_DOWNLOAD_BYTES", "HubError", "Plan", "RepoMetadata", "check_repo_id", "check_revision",
     "checkpoint_plan", "fetch", "metadata", "refuse_pickles", "CheckpointError", "build_on_meta", "check_config",

@@ -172,7 +172,8 @@ def check_config(config_cls, values, header: Header, source, prefix: str = "net"
     """Refuse a net config before anything is built from it: unknown fields, wrong types,
     non-finite numbers, sizes the weights file cannot hold. `config_cls.LIMITS` (optional)
     maps a field to "count", an absolute cap, or a (lo, hi) range for a float; other
-    integers are widths; a string field takes a tuple of allowed values or a length cap. Nested config dataclasses (a DiT's text encoder) are checked too."""
+    integers are widths; a string field takes a tuple of allowed values or a length cap. Nested
+    config dataclasses (a DiT's text encoder) are checked too."""
     if not isinstance(values, dict):
         raise CheckpointError(source, prefix, "a JSON object", type(values).__name__)
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
