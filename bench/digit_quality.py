@@ -38,7 +38,7 @@ from bench.report import write_report
 from zoo.data.images import load_images
 from zoo.diffusion.likelihood import bits_per_dim, vlb_nats
 from zoo.nets.classifier import Classifier
-from zoo.pixels import from_uint8
+from zoo.pipelines.pixels import from_uint8
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -156,7 +156,7 @@ class Reference:
 def load_model(spec: str):
     """A bundled entry's name (weights/NAME) or a checkpoint folder -> (folder, GuidedPipeline);
     the pipeline's num_classes says whether it is class-conditional."""
-    from zoo.conditional import load_pipeline
+    from zoo.pipelines.conditional import load_pipeline
 
     folder = ROOT / "weights" / spec if "/" not in spec and (ROOT / "weights" / spec).is_dir() else Path(spec)
     return folder, load_pipeline(folder)

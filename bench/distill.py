@@ -5,7 +5,7 @@ Writes bench/out/distill.md, distill.json and distill.png.
 
 For each teacher (a bundled toy model) and each of its bundled students: the sliced
 Wasserstein distance (SWD, zoo.diffusion.metrics) to fresh true points over the Monte-Carlo
-floor (the same distance between two true sets, zoo.toy2d_views.noise_floor) at 1, 2 and 4
+floor (the same distance between two true sets, zoo.pipelines.toy2d_views.noise_floor) at 1, 2 and 4
 network passes. The teacher's number at a budget is its best solver x spacing whose NFE fits
 the budget (bench/solvers.py's steps_for_nfe); for toy-gmm the exact mixture denoiser's best
 solver is shown too (the solver limit without network error). For reflow: the mean path
@@ -23,8 +23,8 @@ import zoo
 from bench.solvers import steps_for_nfe
 from zoo.diffusion import SOLVERS, SPACINGS, sample_info
 from zoo.diffusion.distill import path_curvature
-from zoo.toy2d import exact_pipeline
-from zoo.toy2d_views import noise_floor, trajectories
+from zoo.pipelines.toy2d import exact_pipeline
+from zoo.pipelines.toy2d_views import noise_floor, trajectories
 
 PASSES = (1, 2, 4)
 OUT = Path(__file__).resolve().parent / "out"

@@ -21,7 +21,7 @@ import torch
 import zoo
 from bench.digit_quality import classify, train_classifier
 from bench.report import write_report
-from zoo.conditional import GuidedPipeline
+from zoo.pipelines.conditional import GuidedPipeline
 from zoo.data.images import load_images
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -30,7 +30,7 @@ from zoo.diffusion import DETERMINISTIC, FIXED_SPACINGS, SOLVERS, sample_info
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.diffusion.optimize_steps import OptimizeConfig, optimize_times
 from zoo.diffusion.solvers import nfe_per_step, steps_for_nfe
-from zoo.toy2d import gmm as mixture  # the "gmm" toy set: the same mixture the tests use
+from zoo.pipelines.toy2d import gmm as mixture  # the "gmm" toy set: the same mixture the tests use
 
 SCHEDULE = "vp-cosine"
 NFES = (5, 10, 20, 50, 100, 1000)

@@ -1,15 +1,15 @@
-"""zoo.conditional: guided sampling of class-conditional and unconditional UNets, the
+"""zoo.pipelines.conditional: guided sampling of class-conditional and unconditional UNets, the
 noise-aware classifier, their trainers, and the exact answer on a Gaussian mixture."""
 import numpy as np
 import pytest
 import torch
 
 from zoo import hub
-from zoo.conditional import load_classifier, load_pipeline
+from zoo.pipelines.conditional import load_classifier, load_pipeline
 from zoo.diffusion import SCHEDULES, DiffusionConfig, NoisyClassifier, sample
 from zoo.nets.classifier import Classifier
 from zoo.nets.unet import UNet
-from zoo.pixels import to_uint8
+from zoo.pipelines.pixels import to_uint8
 
 SHAPE = (1, 8, 8)
 

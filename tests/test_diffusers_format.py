@@ -9,7 +9,7 @@ import torch
 
 from servers.diffusers_repo import (CIFAR10_PARAMETERS, CIFAR10_SCHEDULER_CONFIG, FixedNoise, diffusers_ddim, rel_diff,
                                     write_ddpm_repo, write_pickle_only_repo)
-from zoo.diffusers_format import (CLIP_SAMPLE_DEFAULT, SCHEDULER_CLASSES, is_diffusers_folder, layout_files,
+from zoo.pipelines.diffusers_format import (CLIP_SAMPLE_DEFAULT, SCHEDULER_CLASSES, is_diffusers_folder, layout_files,
                                   load_pipeline)
 from zoo.diffusion import FIXED_SPACINGS, SOLVERS, Denoiser, DiscreteSchedule, grid_from_times, make_grid
 from zoo.diffusion.discrete import BETA_DEFAULTS

@@ -1,4 +1,4 @@
-"""Distillation (zoo.diffusion.distill, zoo.distill, trainers/distill.py): each method does
+"""Distillation (zoo.diffusion.distill, zoo.pipelines.distill, trainers/distill.py): each method does
 what its paper says on a tiny problem, students are ordinary validated checkpoints that
 sample only at their steps, and bad teachers / resumes are refused."""
 import json
@@ -12,7 +12,7 @@ from zoo.diffusion import distill as dm
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.hub import CheckpointError, load_checkpoint
 from zoo.nets.mlp import MLP
-from zoo.toy2d import gmm, load_pipeline
+from zoo.pipelines.toy2d import gmm, load_pipeline
 
 TINY = ["--batch-size", "32", "--ckpt-every", "4", "--lr-decay", "none"]
 

@@ -3,7 +3,7 @@ import torch
 
 from gmm_cases import mixture
 from zoo.diffusion.guidance import classifier_free_guidance, classifier_guidance
-from zoo.toy2d import guided_mixture
+from zoo.pipelines.toy2d import guided_mixture
 
 
 def _label_denoiser():
@@ -56,7 +56,7 @@ def test_classifier_guidance_with_the_exact_classifier_gives_the_exact_condition
 
 
 def test_exact_guided_sampling_three_ways_to_the_same_law():
-    """Sampler level, every part exact (zoo.toy2d.guided_mixture): (1) the unconditional
+    """Sampler level, every part exact (zoo.pipelines.toy2d.guided_mixture): (1) the unconditional
     model guided by the exact classifier with s = 1 draws exactly what the conditional
     model draws, and that is p(x0 | k) (its mean and covariance); (2) on the conditional
     model, CFG with w and classifier guidance with s = w are one ODE, equal to the

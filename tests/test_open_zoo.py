@@ -40,7 +40,7 @@ def fresh_pipelines():
 def test_a_pushed_toy_checkpoint_opens_by_repo_id(fake_hub, tmp_path):
     repo = serve(fake_hub, "someone/toy2d-moons", REPO_ROOT / "weights/toy2d/moons")
     entry = registry.lookup(repo)
-    assert (entry.task, entry.pipeline) == ("toy2d", "zoo.toy2d:load_pipeline")
+    assert (entry.task, entry.pipeline) == ("toy2d", "zoo.pipelines.toy2d:load_pipeline")
     pipe = zoo.load(repo)
     out = pipe(n=200, steps=5, solver="heun", seed=0)
     assert out.points.shape == (200, 2) and pipe.dataset == "moons"
@@ -72,7 +72,7 @@ def test_the_cifar10_entry_is_ho_et_al_in_diffusers_format(fake_hub, tmp_path):
 def test_a_diffusers_pipeline_layout_repo_opens(fake_hub, tmp_path):
     repo = serve(fake_hub, "someone/ddpm-butterflies-32", write_ddpm_repo(tmp_path / "b", layout="pipeline"))
     entry = registry.lookup(repo)
-    assert (entry.task, entry.pipeline) == ("unconditional", "zoo.diffusers_format:load_pipeline")
+    assert (entry.task, entry.pipeline) == ("unconditional", "zoo.pipelines.diffusers_format:load_pipeline")
     assert zoo.load(repo)(n=1, steps=2, seed=1).images.shape == (1, 32, 32, 3)
 
 

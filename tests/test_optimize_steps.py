@@ -100,7 +100,7 @@ def test_config_validation_refuses_non_finite_times_and_unknown_fields(tmp_path)
 
 def test_command_writes_config_atomically_and_the_pipeline_uses_the_times(tmp_path, monkeypatch):
     from trainers import optimize_steps
-    from zoo.toy2d import load_pipeline
+    from zoo.pipelines.toy2d import load_pipeline
 
     folder = _checkpoint(tmp_path / "m")
     args = [str(folder), "--solvers", "euler", "--steps", "3", "--draws", "16", "--iterations", "5",

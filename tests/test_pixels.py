@@ -77,7 +77,7 @@ def test_parquet_and_imagefolder_load_through_datasets(tmp_path):
 
 def test_pixels_trainer_on_cifar_shaped_parquet(tmp_path):
     from trainers.pixels import main
-    from zoo.pixels import load_pipeline
+    from zoo.pipelines.pixels import load_pipeline
 
     write_cifar_parquet(tmp_path / "train.parquet")
     release = tmp_path / "release"
@@ -160,7 +160,7 @@ def test_pixels_trainer_edm_objective_records_sigma_data(tmp_path):
     import json
 
     from trainers.pixels import diffusion_config, main, parse_args
-    from zoo.pixels import load_pipeline
+    from zoo.pipelines.pixels import load_pipeline
 
     assert diffusion_config(parse_args(["--objective", "edm"])).sigma_data == 0.5
     assert diffusion_config(parse_args([])).sigma_data == 1.0  # the other objectives keep their scale

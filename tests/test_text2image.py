@@ -15,7 +15,7 @@ from zoo.diffusion import DiffusionConfig, sample
 from zoo.nets.dit import DiT
 from zoo.nets.text_encoder import PAD, UNKNOWN, TextEncoder, bpe_tokenizer, vocab_ids
 from zoo.nets.vae import VAE, kl_divergence
-from zoo.text2image import LatentSpace, load_pipeline, load_vae
+from zoo.pipelines.text2image import LatentSpace, load_pipeline, load_vae
 
 VOCAB = vocab_ids(shapes.vocabulary())
 

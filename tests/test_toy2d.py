@@ -10,8 +10,8 @@ from tests.gmm_cases import mixture
 from zoo.data.toy2d import TOY_DATASETS, sample_toy
 from zoo.diffusion import SOLVERS, get_schedule
 from zoo.diffusion.metrics import sliced_wasserstein
-from zoo.toy2d import ToyTrainConfig, exact_pipeline, load_pipeline, train_pipeline, train_steps
-from zoo.toy2d_views import (compare_solvers, forward_snapshots, likelihoods, noise_floor, trajectories,
+from zoo.pipelines.toy2d import ToyTrainConfig, exact_pipeline, load_pipeline, train_pipeline, train_steps
+from zoo.pipelines.toy2d_views import (compare_solvers, forward_snapshots, likelihoods, noise_floor, trajectories,
                              vector_field)
 
 

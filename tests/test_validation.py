@@ -23,7 +23,7 @@ from zoo.hub.validation import (CHECKSUM_KEY, CheckpointError, build_on_meta, ch
                                 tensor_checksum)
 from zoo.nets.dit import DiT
 from zoo.nets.text_encoder import TextEncoder, vocab_ids
-from zoo.text2image import load_pipeline, resolve_vae
+from zoo.pipelines.text2image import load_pipeline, resolve_vae
 
 REPO = Path(__file__).resolve().parents[1]
 BUNDLED = sorted(p.parent for p in (REPO / "weights").rglob("config.json"))

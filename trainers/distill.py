@@ -72,7 +72,7 @@ def load_teacher(name: str, method: str, folder=None):
     """The teacher's pipeline: a toy 2D model of the zoo (registry name or Hub repo id), or
     (later progressive rounds) the previous round's release folder. Refused: other kinds,
     students (distil the original teacher), reflow without a flow schedule."""
-    from zoo.toy2d import load_pipeline
+    from zoo.pipelines.toy2d import load_pipeline
 
     if folder is not None:
         return load_pipeline(Path(folder))
@@ -176,7 +176,7 @@ class WithParams(torch.nn.Module):
 
 
 def toy_batches(dataset: str, batch_size: int):
-    from zoo.toy2d import ToyTrainConfig, toy_batch
+    from zoo.pipelines.toy2d import ToyTrainConfig, toy_batch
 
     return toy_batch(ToyTrainConfig(dataset=dataset, batch_size=batch_size))
 
@@ -271,7 +271,7 @@ def samples_image(d: dm.DistillConfig, diffusion: DiffusionConfig, dataset: str)
     """sample_fn: 2000 student samples at its fewest supported steps over the data density."""
     def draw(net):
         from ui import plots
-        from zoo.distill import student_pipeline
+        from zoo.pipelines.distill import student_pipeline
 
         config = {"distill": dataclasses.asdict(d), "diffusion": dataclasses.asdict(diffusion),
                   "data": {"dataset": dataset}}

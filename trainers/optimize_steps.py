@@ -27,8 +27,8 @@ DEFAULT_SOLVERS = ("dpmpp_3m", "dpmpp_2m", "heun", "euler", "ddim")
 
 def model_of(pipe):
     """(denoiser, schedule, sample shape) of an unconditional pipeline; ValueError otherwise."""
-    from zoo.pixels import PixelPipeline
-    from zoo.toy2d import ToyPipeline
+    from zoo.pipelines.pixels import PixelPipeline
+    from zoo.pipelines.toy2d import ToyPipeline
 
     if isinstance(pipe, ToyPipeline) and getattr(pipe, "distill", None) is None:
         return pipe.denoiser, pipe.schedule, (2,)

@@ -38,8 +38,8 @@ from zoo.nets.text_encoder import (
     vocab_ids,
     with_pretrained_weights,
 )
-from zoo.pixels import from_uint8
-from zoo.text2image import LatentSpace, TextToImagePipeline, check_latent, load_latent_space, resolve_vae
+from zoo.pipelines.pixels import from_uint8
+from zoo.pipelines.text2image import LatentSpace, TextToImagePipeline, check_latent, load_latent_space, resolve_vae
 
 EVAL_SEED = 20_000  # captions of fresh shapes for the evaluation: another seed of the generator
 PREVIEW_PROMPTS = {"shapes": ["a red circle", "a blue square", "a green triangle",

@@ -5,7 +5,7 @@
 
 Any dataset x objective (eps, x0, v, flow, score) x schedule; all shared-loop flags
 (--resume, --push-to-hub, --mixed-precision, ...). The loss and batches are those of
-zoo.toy2d, so this trains exactly what the app trains in the browser.
+zoo.pipelines.toy2d, so this trains exactly what the app trains in the browser.
 """
 import argparse
 import dataclasses
@@ -17,7 +17,7 @@ from zoo.data.toy2d import TOY_DATASETS, toy_density_image
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig
 from zoo.hub import CardInfo
 from zoo.nets.mlp import MLP
-from zoo.toy2d import ToyTrainConfig, config_sections, new_net, pipeline_from_net, toy_batch, toy_loss
+from zoo.pipelines.toy2d import ToyTrainConfig, config_sections, new_net, pipeline_from_net, toy_batch, toy_loss
 
 # The CLI's defaults are the bundled weights' settings: a longer run of a wider net than the
 # in-browser default (ToyTrainConfig), which is tuned to finish in about 11 s.

@@ -17,7 +17,7 @@ from trainers.common import Release, add_loop_args, command_line, image_grid, lo
 from zoo.data.captioned import CAPTIONED, captioned
 from zoo.hub import CardInfo
 from zoo.nets.vae import VAE, vae_loss
-from zoo.pixels import to_uint8
+from zoo.pipelines.pixels import to_uint8
 
 TEST_SEED = 10_000  # held-out images: another seed of the generator
 

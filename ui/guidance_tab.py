@@ -1,7 +1,7 @@
 """Guidance tab: class-conditional sampling with classifier-free guidance (w slider) and
 classifier guidance (scale slider), one row per chosen class, and a sweep that shows the
 same seeds at growing guidance strength. Layout and wiring only; the work is in
-zoo.conditional."""
+zoo.pipelines.conditional."""
 import functools
 import time
 
@@ -17,11 +17,11 @@ from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, on
 from ui.opened import Target
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
-from zoo.conditional import GuidedPipeline, as_guided, classify_samples
+from zoo.pipelines.conditional import GuidedPipeline, as_guided, classify_samples
 from zoo.diffusion import make_grid
 from zoo.diffusion.guidance import SCALE_RANGE, W_RANGE, check_scale, check_w, guided_steps
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
-from zoo.pixels import MAX_BATCH, grid_image
+from zoo.pipelines.pixels import MAX_BATCH, grid_image
 
 CLASSES = [str(k) for k in range(10)]
 SWEEP = (0.0, 1.0, 2.0, 4.0, 8.0)

@@ -1,14 +1,14 @@
 """The Guidance tab's exact 2D section: guidance on the Gaussian mixture `gmm` with every
 part exact (conditional and unconditional denoisers, noisy classifier), so what guidance
 does to a distribution can be seen and measured without any network. Layout and wiring
-only; the work is in zoo.toy2d.guided_mixture."""
+only; the work is in zoo.pipelines.toy2d.guided_mixture."""
 import gradio as gr
 
 from ui import inputs, plots, serving
 from ui.errors import as_int, as_number, friendly
 from ui.image_widgets import check_choice, check_sampler, sampler_controls
 from zoo.diffusion.guidance import SCALE_RANGE, W_RANGE
-from zoo.toy2d import GUIDED_BASES, gmm, guided_mixture
+from zoo.pipelines.toy2d import GUIDED_BASES, gmm, guided_mixture
 
 LIM, BINS, POINTS = 2.5, 120, 4000
 EXPLAIN = r"""
@@ -26,7 +26,7 @@ def on_exact(component, base, guidance, scale, solver, steps, spacing, seed):
     steps = check_sampler(solver, steps, spacing)
     k = as_int(component, "component", 0, len(gmm().weights) - 1)
     check_choice(base, GUIDED_BASES, "model")
-    w, s = as_number(guidance, "guidance w"), as_number(scale, "classifier scale")  # ranges: zoo.toy2d
+    w, s = as_number(guidance, "guidance w"), as_number(scale, "classifier scale")  # ranges: zoo.pipelines.toy2d
     if base == "unconditional":
         w = 0.0  # CFG needs the conditional model; the slider is ignored (said in the status)
     out = guided_mixture(k, w, s, base, n=POINTS, steps=steps, solver=solver, spacing=spacing,

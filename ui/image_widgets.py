@@ -15,7 +15,7 @@ from ui.errors import as_int
 from ui.serving import CACHE_AGE
 from zoo.diffusion import SOLVERS, SPACINGS
 from zoo.diffusion.solvers import ETA_RANGE, RECORDS
-from zoo.pixels import grid_image, png_with_parameters, progress_images
+from zoo.pipelines.pixels import grid_image, png_with_parameters, progress_images
 
 MAX_UI_STEPS = 1000
 PREVIEW_IMAGES = 16

@@ -1,6 +1,6 @@
 """Unconditional tab: sample MNIST / CIFAR-10 UNets with any solver, watching x_t and the
 predicted x0_hat as the solver runs; download the grid as a PNG that carries its
-generation parameters. Layout and wiring only; the work is in zoo.pixels."""
+generation parameters. Layout and wiring only; the work is in zoo.pipelines.pixels."""
 import time
 
 import gradio as gr
@@ -15,7 +15,7 @@ from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.diffusion import get_schedule
 from zoo.gpu import gpu, sampling_seconds
-from zoo.pixels import MAX_BATCH, grid_image
+from zoo.pipelines.pixels import MAX_BATCH, grid_image
 
 TASKS = ("unconditional",)
 

@@ -3,7 +3,7 @@ classifier-free guidance (a negative prompt may take the empty prompt's place). 
 decodes the denoiser's current guess x0_hat while the solver runs; the scene judge
 (zoo.data.scene_judge) reads every object back, frames it on the sample (green: asked for,
 red: not) and says whether the sample shows exactly what the prompt asks for; a sweep shows
-the same seeds at growing w. Layout and wiring only; the work is in zoo.text2image and
+the same seeds at growing w. Layout and wiring only; the work is in zoo.pipelines.text2image and
 zoo.data.scene_judge."""
 import functools
 import secrets
@@ -25,8 +25,8 @@ from zoo.data import scene_judge, scenes, shapes
 from zoo.data.captioned import captioned
 from zoo.diffusion.guidance import W_RANGE, check_w
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
-from zoo.pixels import MAX_BATCH, grid_image
-from zoo.text2image import MAX_PROMPT_CHARS, check_prompts
+from zoo.pipelines.pixels import MAX_BATCH, grid_image
+from zoo.pipelines.text2image import MAX_PROMPT_CHARS, check_prompts
 
 SWEEP = (0.0, 1.0, 3.0, 6.0)
 SWEEP_IMAGES = 8  # seeds per sweep row at most: four rows of sampling must stay quick on a CPU

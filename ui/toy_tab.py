@@ -1,5 +1,5 @@
 """Toy 2D tab: train, sample and look at diffusion on point clouds. Layout and wiring only;
-the work is in zoo.toy2d and zoo.toy2d_views, the drawing in ui.plots."""
+the work is in zoo.pipelines.toy2d and zoo.pipelines.toy2d_views, the drawing in ui.plots."""
 import time
 
 import gradio as gr
@@ -13,9 +13,9 @@ from ui.schedules_tab import on_schedule
 from zoo.data.toy2d import TOY_DATASETS, toy_density_image
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, SOLVERS, SPACINGS, DiffusionConfig
 from zoo.diffusion.distill import path_curvature
-from zoo.toy2d import MAX_POINTS, ToyTrainConfig, exact_pipeline, train_steps
+from zoo.pipelines.toy2d import MAX_POINTS, ToyTrainConfig, exact_pipeline, train_steps
 from zoo import registry
-from zoo import toy2d_views as views
+from zoo.pipelines import toy2d_views as views
 from zoo.gpu import GPU_SECONDS_CAP, gpu
 
 LIM = 3.0

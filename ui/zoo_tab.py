@@ -18,7 +18,7 @@ from ui.errors import USER_ERRORS, friendly
 from ui.image_widgets import on_screen, upscaled
 from zoo import hub, registry
 from zoo.gpu import gpu
-from zoo.pixels import grid_image
+from zoo.pipelines.pixels import grid_image
 
 COLUMNS = ["name", "task", "source", "Hub repo", "train command"]
 _SOURCE_NOTE = {

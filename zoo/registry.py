@@ -23,13 +23,13 @@ TASKS = ("toy2d", "unconditional", "class-conditional", "classifier", "autoencod
 
 # "module:function" -> (module, function). The only code `load` may call.
 PIPELINES = {
-    "zoo.toy2d:load_pipeline": ("zoo.toy2d", "load_pipeline"),
-    "zoo.pixels:load_pipeline": ("zoo.pixels", "load_pipeline"),
-    "zoo.conditional:load_pipeline": ("zoo.conditional", "load_pipeline"),
-    "zoo.conditional:load_classifier": ("zoo.conditional", "load_classifier"),
-    "zoo.text2image:load_pipeline": ("zoo.text2image", "load_pipeline"),
-    "zoo.text2image:load_vae": ("zoo.text2image", "load_vae"),
-    repos.DIFFUSERS_PIPELINE: ("zoo.diffusers_format", "load_pipeline"),
+    "zoo.pipelines.toy2d:load_pipeline": ("zoo.pipelines.toy2d", "load_pipeline"),
+    "zoo.pipelines.pixels:load_pipeline": ("zoo.pipelines.pixels", "load_pipeline"),
+    "zoo.pipelines.conditional:load_pipeline": ("zoo.pipelines.conditional", "load_pipeline"),
+    "zoo.pipelines.conditional:load_classifier": ("zoo.pipelines.conditional", "load_classifier"),
+    "zoo.pipelines.text2image:load_pipeline": ("zoo.pipelines.text2image", "load_pipeline"),
+    "zoo.pipelines.text2image:load_vae": ("zoo.pipelines.text2image", "load_vae"),
+    repos.DIFFUSERS_PIPELINE: ("zoo.pipelines.diffusers_format", "load_pipeline"),
 }
 
 
@@ -67,7 +67,7 @@ def _toy_entry(dataset: str) -> ZooEntry:
         description=f"MLP denoiser on the 2D '{dataset}' point cloud.",
         repo_id=f"diffusion-zoo/toy2d-{dataset}",
         bundled_path=f"weights/toy2d/{dataset}",
-        pipeline="zoo.toy2d:load_pipeline",
+        pipeline="zoo.pipelines.toy2d:load_pipeline",
         train_command=f"python -m trainers.toy2d --dataset {dataset} --release weights/toy2d/{dataset}",
         solver="heun",
         steps=20,
@@ -81,16 +81,16 @@ def _toy_flow_entry(dataset: str, steps: int) -> ZooEntry:
         description=f"Rectified-flow MLP (flow schedule, velocity objective) on the 2D '{dataset}' point cloud: the "
                     "teacher of the reflowed student.",
         repo_id=f"diffusion-zoo/toy2d-{dataset}-flow", bundled_path=f"weights/toy2d/{dataset}-flow",
-        pipeline="zoo.toy2d:load_pipeline",
+        pipeline="zoo.pipelines.toy2d:load_pipeline",
         train_command=(f"python -m trainers.toy2d --dataset {dataset} --objective flow --schedule flow --steps {steps} "
                        f"--hidden 96 --depth 2 --lr 1e-2 --release weights/toy2d/{dataset}-flow"),
         solver="heun", steps=20)
 
 
 def _student_entry(name: str, folder: str, what: str, command: str, steps: int, solver: str = "ddim") -> ZooEntry:
-    """A distilled toy student (zoo.distill): it samples only at the steps its config lists."""
+    """A distilled toy student (zoo.pipelines.distill): it samples only at the steps its config lists."""
     return ZooEntry(name=name, task="toy2d", description=what, repo_id=f"diffusion-zoo/{name}",
-                    bundled_path=f"weights/toy2d/{folder}", pipeline="zoo.toy2d:load_pipeline",
+                    bundled_path=f"weights/toy2d/{folder}", pipeline="zoo.pipelines.toy2d:load_pipeline",
                     train_command=command, solver=solver, steps=steps)
 
 
@@ -123,7 +123,7 @@ ENTRIES: list[ZooEntry] = [
         description="UNet on MNIST digits (28x28, 1 channel).",
         repo_id="diffusion-zoo/mnist-ddpm",
         bundled_path="weights/mnist",
-        pipeline="zoo.pixels:load_pipeline",
+        pipeline="zoo.pipelines.pixels:load_pipeline",
         train_command=("python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 8000 --release "
                        "weights/mnist && "
                        "python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 16000 "
@@ -136,7 +136,7 @@ ENTRIES: list[ZooEntry] = [
                     "guidance.",
         repo_id="diffusion-zoo/mnist-cond",
         bundled_path="weights/mnist-cond",
-        pipeline="zoo.conditional:load_pipeline",
+        pipeline="zoo.pipelines.conditional:load_pipeline",
         train_command=("python -m trainers.pixels --dataset mnist-offline --class-conditional --fp16-weights "
                        "--steps 12000 --release weights/mnist-cond"),
     ),
@@ -146,7 +146,7 @@ ENTRIES: list[ZooEntry] = [
         description="Noise-aware digit classifier p(y | x_t, t) on the vp-cosine schedule, for classifier guidance.",
         repo_id="diffusion-zoo/mnist-classifier",
         bundled_path="weights/mnist-classifier",
-        pipeline="zoo.conditional:load_classifier",
+        pipeline="zoo.pipelines.conditional:load_classifier",
         train_command=("python -m trainers.classifier --dataset mnist-offline --fp16-weights --release "
                        "weights/mnist-classifier"),
     ),
@@ -157,7 +157,7 @@ ENTRIES: list[ZooEntry] = [
                     "latent space.",
         repo_id="diffusion-zoo/shapes-vae",
         bundled_path="weights/shapes-vae",
-        pipeline="zoo.text2image:load_vae",
+        pipeline="zoo.pipelines.text2image:load_vae",
         train_command="python -m trainers.vae --fp16-weights --release weights/shapes-vae",
     ),
     ZooEntry(
@@ -167,7 +167,7 @@ ENTRIES: list[ZooEntry] = [
                     "red circle in the top left'.",
         repo_id="diffusion-zoo/shapes-t2i",
         bundled_path="weights/shapes-t2i",
-        pipeline="zoo.text2image:load_pipeline",
+        pipeline="zoo.pipelines.text2image:load_pipeline",
         train_command=("python -m trainers.text2image --vae shapes-vae --fp16-weights --steps 12000 --release "
                        "weights/shapes-t2i"),
     ),
@@ -178,7 +178,7 @@ ENTRIES: list[ZooEntry] = [
                     "text-to-image model's latent space.",
         repo_id="diffusion-zoo/scenes-vae",
         bundled_path="weights/scenes-vae",
-        pipeline="zoo.text2image:load_vae",
+        pipeline="zoo.pipelines.text2image:load_vae",
         train_command="python -m trainers.vae --dataset scenes --fp16-weights --release weights/scenes-vae",
     ),
     ZooEntry(
@@ -188,7 +188,7 @@ ENTRIES: list[ZooEntry] = [
                     "yellow circles' or 'a red circle to the left of a blue square'.",
         repo_id="diffusion-zoo/scenes-t2i",
         bundled_path="weights/scenes-t2i",
-        pipeline="zoo.text2image:load_pipeline",
+        pipeline="zoo.pipelines.text2image:load_pipeline",
         train_command=("python -m trainers.text2image --dataset scenes --vae scenes-vae --fp16-weights --steps 16000 "
                        "--release weights/scenes-t2i"),
     ),

@@ -6,7 +6,7 @@ Two formats load:
   model.safetensors. The architecture (and, for a UNet, whether it has classes) says the
   task, and the task says the pipeline builder.
 * diffusers' DDPM family: a UNet2DModel (flat, or under unet/ with a model_index.json)
-  with a DDPM-style scheduler config; zoo.diffusers_format reads it with diffusers' own
+  with a DDPM-style scheduler config; zoo.pipelines.diffusers_format reads it with diffusers' own
   model class and this project's schedules and solvers drive it.
 
 Nothing a repo says is used as code: class names and architecture keys are looked up in
@@ -23,14 +23,14 @@ DIFFUSERS_MARKERS = ("model_index.json", "diffusion_pytorch_model.safetensors")
 
 # task -> the registry builder that makes its pipeline (keys of zoo.registry.PIPELINES)
 TASK_PIPELINES = {
-    "toy2d": "zoo.toy2d:load_pipeline",
-    "unconditional": "zoo.pixels:load_pipeline",
-    "class-conditional": "zoo.conditional:load_pipeline",
-    "classifier": "zoo.conditional:load_classifier",
-    "autoencoder": "zoo.text2image:load_vae",
-    "text-to-image": "zoo.text2image:load_pipeline",
+    "toy2d": "zoo.pipelines.toy2d:load_pipeline",
+    "unconditional": "zoo.pipelines.pixels:load_pipeline",
+    "class-conditional": "zoo.pipelines.conditional:load_pipeline",
+    "classifier": "zoo.pipelines.conditional:load_classifier",
+    "autoencoder": "zoo.pipelines.text2image:load_vae",
+    "text-to-image": "zoo.pipelines.text2image:load_pipeline",
 }
-DIFFUSERS_PIPELINE = "zoo.diffusers_format:load_pipeline"
+DIFFUSERS_PIPELINE = "zoo.pipelines.diffusers_format:load_pipeline"
 
 
 @dataclass(frozen=True)
@@ -51,7 +51,7 @@ def plan_for(names) -> hub.Plan:
     """What to download, from the repo's file names alone (ValueError when nothing loads)."""
     names = list(names)
     if _is_diffusers(names):
-        from zoo.diffusers_format import layout_files, read_configs
+        from zoo.pipelines.diffusers_format import layout_files, read_configs
 
         layout = layout_files(names)
         configs = [f for f in (layout.model_index, layout.unet_config, layout.scheduler_config) if f]
@@ -85,13 +85,13 @@ def task_of_config(config: dict) -> str:
 
 
 def _check_diffusers(folder: Path) -> None:
-    from zoo.diffusers_format import layout_files, read_configs
+    from zoo.pipelines.diffusers_format import layout_files, read_configs
 
     read_configs(folder, layout_files(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()))
 
 
 def _is_diffusers_folder(folder: Path) -> bool:
-    from zoo.diffusers_format import is_diffusers_folder
+    from zoo.pipelines.diffusers_format import is_diffusers_folder
 
     return is_diffusers_folder(folder)
 

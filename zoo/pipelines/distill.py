@@ -15,7 +15,7 @@ from zoo.diffusion import DiffusionConfig
 from zoo.diffusion.distill import (STUDENT_SAMPLERS, ConsistencyFunction, DistillConfig, check_student_steps,
                                    consistency_sample, consistency_sample_times, nested_times, sample_on_times)
 from zoo.gpu import place
-from zoo.toy2d import ToyOutput, ToyPipeline, check_points
+from zoo.pipelines.toy2d import ToyOutput, ToyPipeline, check_points
 
 
 def distill_config(section: dict) -> DistillConfig:

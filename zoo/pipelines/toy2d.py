@@ -57,7 +57,7 @@ class ToyOutput:
 class ToyPipeline:
     """A denoiser for one 2D data set plus what the tab needs to evaluate it."""
 
-    distill = None  # a distilled student's DistillConfig (zoo.distill)
+    distill = None  # a distilled student's DistillConfig (zoo.pipelines.distill)
 
     optimized_times = None  # {solver: {steps: times}} from config.json's sampling section (spacing "optimized")
 
@@ -208,7 +208,7 @@ def load_pipeline(folder: Path, device: Optional[str] = None) -> ToyPipeline:
 
     net, config = load_checkpoint(folder, device=device or "cpu")
     if "distill" in config:  # a few-step student (trainers/distill.py)
-        from zoo.distill import student_pipeline
+        from zoo.pipelines.distill import student_pipeline
 
         return student_pipeline(net, config)
     d = DiffusionConfig(**config["diffusion"])

@@ -23,7 +23,7 @@ from zoo.diffusion.guidance import (NoisyClassifier, check_interval, check_scale
                                     classifier_guidance, classifier_log_prob_grad)
 from zoo.diffusion.sampling import Counted, sample_info
 from zoo.gpu import place
-from zoo.pixels import MAX_BATCH, ImageOutput, PixelPipeline, from_uint8, to_uint8
+from zoo.pipelines.pixels import MAX_BATCH, ImageOutput, PixelPipeline, from_uint8, to_uint8
 
 
 
@@ -139,7 +139,7 @@ def _check_classifier(classifier, pipe: GuidedPipeline) -> None:
 
 def load_pipeline(folder: Path, device: Optional[str] = None) -> GuidedPipeline:
     """Registry builder: a UNet checkpoint folder (class-conditional or not) -> GuidedPipeline."""
-    from zoo.pixels import load_pipeline as load_pixels
+    from zoo.pipelines.pixels import load_pipeline as load_pixels
 
     base = load_pixels(folder, device)
     return GuidedPipeline(base, base.denoiser.net.config.num_classes)

@@ -280,8 +280,8 @@ def _image_shape(config: dict) -> tuple:
 
 def load_pipeline(folder: Path, device: str | None = None):
     """Registry builder: a diffusers-format DDPM folder -> PixelPipeline, on `device` (default
-    the CPU: like zoo.pixels' pipelines, a sampling call moves it to the GPU when there is one)."""
-    from zoo.pixels import PixelPipeline
+    the CPU: like zoo.pipelines.pixels' pipelines, a sampling call moves it to the GPU when there is one)."""
+    from zoo.pipelines.pixels import PixelPipeline
 
     folder = Path(folder)
     names = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()]

@@ -11,7 +11,7 @@ from zoo.diffusion.likelihood import bits_per_dim, ode_nll, vlb_nats
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.diffusion.solvers import steps_for_nfe
 from zoo.gpu import place
-from zoo.toy2d import ToyPipeline
+from zoo.pipelines.toy2d import ToyPipeline
 
 FORWARD_TIMES = (0.0, 0.25, 0.5, 0.75, 1.0)
 FIELD_KINDS = ("score", "velocity")

@@ -23,13 +23,13 @@ from typing import Optional
 import numpy as np
 import torch
 
-from zoo.conditional import GuidedOutput
+from zoo.pipelines.conditional import GuidedOutput
 from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
 from zoo.diffusion.sampling import Counted
 from zoo.diffusion.guidance import check_interval, check_w, classifier_free_guidance
 from zoo.gpu import place
 from zoo.hub.validation import CheckpointError
-from zoo.pixels import check_batch, from_uint8, to_uint8
+from zoo.pipelines.pixels import check_batch, from_uint8, to_uint8
 
 MAX_PROMPT_CHARS = 300  # a paragraph is a paste error; the token limit is checked too
 
