@@ -21,7 +21,6 @@ import torch
 
 from zoo.diffusion.guidance import (NoisyClassifier, check_interval, check_scale, check_w, classifier_free_guidance,
                                     classifier_guidance, classifier_log_prob_grad)
-from zoo.diffusion.sampling import Counted, sample_info
 from zoo.gpu import place
 from zoo.pipelines.pixels import MAX_BATCH, ImageOutput, PixelPipeline, from_uint8, to_uint8
 
@@ -99,13 +98,12 @@ class GuidedPipeline:
                  spacing: str = "logsnr", guidance: float = 0.0, classifier: Optional[NoisyClassifier] = None,
                  classifier_scale: float = 0.0, interval=None, callback=None, **options) -> GuidedOutput:
         labels, guidance, scale, interval = self._check(labels, guidance, classifier, classifier_scale, interval)
-        device = place(self.base.denoiser, classifier)
-        y = torch.tensor(labels, device=device)
-        net = Counted(self.base.denoiser)
-        d = self.guided_denoiser(y, guidance, classifier, scale, interval, net)
-        out = sample_info(d, (len(labels), *self.image_shape), schedule=self.schedule, steps=steps, solver=solver,
-                          spacing=spacing, seed=seed, callback=callback, device=device, **options)
-        return GuidedOutput(to_uint8(out.x0), out.nfe, out.seconds, net.calls)
+        y = torch.tensor(labels, device=place(self.base.denoiser, classifier))
+        out, passes = self.base.sample(
+            (len(labels), *self.image_shape), lambda net: self.guided_denoiser(y, guidance, classifier, scale, interval,
+                                                                                net),
+            extra=(classifier,), steps=steps, solver=solver, spacing=spacing, seed=seed, callback=callback, **options)
+        return GuidedOutput(to_uint8(out.x0), out.nfe, out.seconds, passes)
 
 
 def as_guided(pipe) -> GuidedPipeline:

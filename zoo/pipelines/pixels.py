@@ -15,9 +15,9 @@ import numpy as np
 import torch
 from PIL import Image, PngImagePlugin
 
-from zoo.diffusion import DiffusionConfig, sample_info
+from zoo.pipelines.base import Pipeline
+from zoo.diffusion import DiffusionConfig
 from zoo.diffusion.config import optimized_times_of
-from zoo.gpu import place
 
 MAX_BATCH = 64
 
@@ -78,25 +78,17 @@ def check_batch(n) -> int:
     return n
 
 
-class PixelPipeline:
+class PixelPipeline(Pipeline):
     """A UNet denoiser for images of one shape, with its schedule."""
 
-    optimized_times = None  # {solver: {steps: times}} from config.json's sampling section (spacing "optimized")
-
     def __init__(self, denoiser, schedule: str, image_shape: tuple, description: str = "", card: dict = None):
-        self.denoiser, self.schedule, self.image_shape = denoiser, schedule, tuple(image_shape)
-        self.description, self.card = description, card or {}
-
-    @property
-    def device(self):
-        return next(self.denoiser.parameters()).device
+        super().__init__(denoiser, schedule, description, card)
+        self.image_shape = tuple(image_shape)
 
     def __call__(self, n: int = 16, steps: int = 20, solver: str = "dpmpp_2m", seed: int = 0,
                  spacing: str = "logsnr", callback=None, **options) -> ImageOutput:
-        check_batch(n)
-        out = sample_info(self.denoiser, (n, *self.image_shape), schedule=self.schedule, steps=steps,
-                          solver=solver, spacing=spacing, seed=seed, callback=callback, device=place(self.denoiser),
-                          optimized_times=self.optimized_times, **options)
+        out, _ = self.sample((check_batch(n), *self.image_shape), steps=steps, solver=solver, spacing=spacing,
+                             seed=seed, callback=callback, **options)
         return ImageOutput(to_uint8(out.x0), out.nfe, out.seconds)
 
 

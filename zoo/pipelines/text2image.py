@@ -23,9 +23,9 @@ from typing import Optional
 import numpy as np
 import torch
 
+from zoo.pipelines.base import Pipeline
 from zoo.pipelines.conditional import GuidedOutput
-from zoo.diffusion import Denoiser, DiffusionConfig, sample_info
-from zoo.diffusion.sampling import Counted
+from zoo.diffusion import Denoiser, DiffusionConfig
 from zoo.diffusion.guidance import check_interval, check_w, classifier_free_guidance
 from zoo.gpu import place
 from zoo.hub.validation import CheckpointError
@@ -92,20 +92,12 @@ def check_prompts(prompt, n: int) -> list:
     return prompts
 
 
-class TextToImagePipeline:
+class TextToImagePipeline(Pipeline):
     def __init__(self, denoiser: Denoiser, latent: LatentSpace, latent_shape: tuple, description: str = "",
                  card: Optional[dict] = None, dataset: str = "shapes"):
-        self.denoiser, self.latent, self.latent_shape = denoiser, latent, tuple(latent_shape)
-        self.description, self.card = description, card or {}
+        super().__init__(denoiser, denoiser.schedule.name, description, card)
+        self.latent, self.latent_shape = latent, tuple(latent_shape)
         self.dataset = dataset  # the captioned data set it was trained on (zoo.data.captioned)
-
-    @property
-    def schedule(self) -> str:
-        return self.denoiser.schedule.name  # a name, as the pixel pipelines give
-
-    @property
-    def device(self):
-        return next(self.denoiser.parameters()).device
 
     @property
     def net(self):
@@ -135,15 +127,16 @@ class TextToImagePipeline:
         guidance, interval = check_w(guidance), check_interval(interval)
         if not isinstance(negative_prompt, str):
             raise ValueError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
-        place(self.denoiser, self.latent.vae)  # inside the GPU call on ZeroGPU (zoo.gpu)
+        place(self.denoiser, self.latent.vae)  # inside the GPU call on ZeroGPU (zoo.gpu), before encoding
         cond = self.context(prompts)  # ValueError when a prompt has too many tokens
         null = self.null_context(negative_prompt, n)
-        net = Counted(self.denoiser)
-        d = classifier_free_guidance(net, guidance, {"context": cond}, {"context": null}, interval)
-        out = sample_info(d, (n, *self.latent_shape), schedule=self.schedule, steps=steps, solver=solver,
-                          spacing=spacing, seed=seed, callback=callback, device=self.device, **options)
+        out, passes = self.sample(
+            (n, *self.latent_shape),
+            lambda net: classifier_free_guidance(net, guidance, {"context": cond}, {"context": null}, interval),
+            extra=(self.latent.vae,), steps=steps, solver=solver, spacing=spacing, seed=seed, callback=callback,
+            **options)
         typed = prompts + ([clean_prompt(negative_prompt)] if negative_prompt.strip() else [])
-        return TextOutput(self.decode(out.x0), out.nfe, out.seconds, net.calls, prompts,
+        return TextOutput(self.decode(out.x0), out.nfe, out.seconds, passes, prompts,
                           self.net.text_encoder.unknown_pieces(typed))
 
     def generate(self, prompts: list, chunk: int = 50, **kwargs) -> np.ndarray:

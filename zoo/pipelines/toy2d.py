@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from zoo.pipelines.base import Pipeline
 from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
 from zoo.diffusion import DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
 from zoo.diffusion.config import optimized_times_of
@@ -54,22 +55,19 @@ class ToyOutput:
     seconds: float
 
 
-class ToyPipeline:
+class ToyPipeline(Pipeline):
     """A denoiser for one 2D data set plus what the tab needs to evaluate it."""
 
     distill = None  # a distilled student's DistillConfig (zoo.pipelines.distill)
 
-    optimized_times = None  # {solver: {steps: times}} from config.json's sampling section (spacing "optimized")
-
     def __init__(self, denoiser: Callable, schedule: str, dataset: str, description: str = ""):
-        self.denoiser, self.schedule, self.dataset, self.description = denoiser, schedule, dataset, description
+        super().__init__(denoiser, schedule, description)
+        self.dataset = dataset
 
     def __call__(self, n: int = 2000, steps: int = 20, solver: str = "heun", seed: int = 0,
                  spacing: str = "logsnr", callback=None, **options) -> ToyOutput:
-        check_points(n)
-        out = sample_info(self.denoiser, (n, 2), schedule=self.schedule, steps=steps, solver=solver,
-                          spacing=spacing, seed=seed, callback=callback, device=place(self.denoiser),
-                          optimized_times=self.optimized_times, **options)
+        out, _ = self.sample((check_points(n), 2), steps=steps, solver=solver, spacing=spacing, seed=seed,
+                             callback=callback, **options)
         return ToyOutput(out.x0.cpu(), out.nfe, out.seconds)
 
     def distance_to_data(self, points: torch.Tensor, seed: int = 12345) -> float:
