@@ -18,6 +18,9 @@ from ui.zoo_tab import build_zoo_tab
 from zoo.diffusion.solvers import RECORDS
 
 TITLE = "Diffusion model zoo"
+TABS = (("Toy 2D", "toy", build_toy_tab), ("Unconditional", "pixels", build_pixels_tab),
+        ("Guidance", "guidance", build_guidance_tab), ("Text to image", "text2image", build_text2image_tab),
+        ("Noise schedules", "schedules", build_schedules_tab))  # the Model zoo tab comes last: it opens repos for them
 
 
 def build_app() -> gr.Blocks:
@@ -26,21 +29,13 @@ def build_app() -> gr.Blocks:
         solvers = ", ".join(record.title for record in RECORDS.values())
         gr.Markdown(f"# {TITLE}\nTrain, sample and compare diffusion models: exact math, selectable solvers "
                     f"({solvers}) and step counts.")
-        with gr.Tab("Toy 2D", id="toy"):
-            toy = build_toy_tab()
-        with gr.Tab("Unconditional", id="pixels"):
-            pixels = build_pixels_tab()
-        with gr.Tab("Guidance", id="guidance"):
-            guidance = build_guidance_tab()
-        with gr.Tab("Text to image", id="text2image"):
-            text2image = build_text2image_tab()
-        with gr.Tab("Noise schedules", id="schedules"):
-            schedules = build_schedules_tab()
+        parts = []
+        for title, tab_id, build in TABS:
+            with gr.Tab(title, id=tab_id):
+                parts.append(build())
         with gr.Tab("Model zoo", id="zoo"):
-            build_zoo_tab(toy["targets"] + pixels["targets"] + guidance["targets"] + text2image["targets"])
-        # first views drawn when a visitor opens the page
-        for fn, inputs, output in (toy["forward"], toy["schedule"], toy["field"], pixels["info"], guidance["info"],
-                                  text2image["info"], schedules):
+            build_zoo_tab([target for part in parts for target in part.targets])
+        for fn, inputs, output in (view for part in parts for view in part.on_load):  # drawn when a visitor arrives
             demo.load(fn, inputs, output, api_name=False)
     return demo
 

@@ -118,8 +118,8 @@ def test_zoo_tab_lists_entries_and_cards(tmp_path, monkeypatch, test_entry):
     with gr.Blocks() as demo:
         with gr.Tab("Model zoo"):
             parts = zoo_tab.build_zoo_tab()
-    assert {c.elem_id for c in parts.values()} == {"zoo-table", "zoo-refresh", "zoo-model", "zoo-card", "zoo-samples",
-                                                   "zoo-repo", "zoo-open", "zoo-open-status"}
+    assert {c.elem_id for c in parts.components.values()} == {
+        "zoo-table", "zoo-refresh", "zoo-model", "zoo-card", "zoo-samples", "zoo-repo", "zoo-open", "zoo-open-status"}
     demo.queue().launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         client = Client(demo.local_url, verbose=False)

@@ -15,6 +15,7 @@ from ui.guidance_toy import build_exact_section
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen, preview_image,
                               sampler_controls, save_png, upscaled)
 from ui.opened import Target
+from ui.tab_parts import TabParts
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.pipelines.conditional import GuidedPipeline, as_guided, classify_samples
@@ -250,5 +251,5 @@ def build_guidance_tab():
     for box in (model, classifier):
         box.change(model_info, [model, classifier], info, api_name="guidance_info" if box is model else False)
         box.change(controls_for, [model, classifier], [guidance, scale], api_name=False)
-    return {"info": (model_info, [model, classifier], info),
-            "targets": [Target(model, models, GUIDED_TASKS), Target(classifier, classifiers, ("classifier",))]}
+    return TabParts(targets=[Target(model, models, GUIDED_TASKS), Target(classifier, classifiers, ("classifier",))],
+                    on_load=[(model_info, [model, classifier], info)])

@@ -11,6 +11,7 @@ from ui.errors import as_int, friendly
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, eta_control, eta_update, image_outputs, on_screen,
                               preview_image, sampler_controls, save_png, solver_options, upscaled)
 from ui.opened import Target
+from ui.tab_parts import TabParts
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.diffusion import get_schedule
@@ -107,4 +108,4 @@ def build_pixels_tab():
     stop_btn.click(STOPS.request, None, None, queue=False, api_name="pixels_stop")
     solver.change(eta_update, solver, eta, api_name=False, queue=False)
     model.change(model_info, model, info, api_name="pixels_info")
-    return {"info": (model_info, [model], info), "targets": [Target(model, models, TASKS)]}
+    return TabParts(targets=[Target(model, models, TASKS)], on_load=[(model_info, [model], info)])

@@ -4,6 +4,7 @@ import gradio as gr
 from ui import inputs, plots
 from ui.errors import as_int, friendly
 from ui.image_widgets import check_choice
+from ui.tab_parts import TabParts
 from zoo.diffusion import SCHEDULES, SPACINGS
 from zoo.diffusion.spacing import MAX_STEPS, SPACING_FORMULAS
 
@@ -41,4 +42,4 @@ def build_schedules_tab():
     gr.Markdown(THEORY + SPACING_TEXT, latex_delimiters=[{"left": "$", "right": "$", "display": False}])
     gr.on([schedule.change, steps.input, spacing.change], on_schedule, [schedule, steps, spacing], [plot, message],
           api_name="schedules_plot", trigger_mode="always_last")
-    return on_schedule, [schedule, steps, spacing], [plot, message]
+    return TabParts(on_load=[(on_schedule, [schedule, steps, spacing], [plot, message])])

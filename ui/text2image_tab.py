@@ -16,6 +16,7 @@ from PIL import Image, ImageDraw
 import zoo
 from ui import inputs, plots, serving
 from ui.opened import Target
+from ui.tab_parts import TabParts
 from ui.errors import as_int, as_number, friendly
 from ui.image_widgets import (PREVIEW_IMAGES, PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen,
                               sampler_controls, save_png)
@@ -334,4 +335,5 @@ def build_text2image_tab():
     c["sweep"].click(on_sweep, values, [sweep_plot, sweep_status], api_name="t2i_sweep", **serving.heavy(len(values)))
     c["stop"].click(STOPS.request, None, None, queue=False, api_name="t2i_stop")
     c["model"].change(model_info, c["model"], c["info"], api_name="t2i_info")
-    return {"info": (model_info, [c["model"]], c["info"]), "targets": [Target(c["model"], text2image_models(), TASKS)]}
+    return TabParts(targets=[Target(c["model"], text2image_models(), TASKS)],
+                    on_load=[(model_info, [c["model"]], c["info"])])

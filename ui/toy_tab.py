@@ -10,6 +10,7 @@ from ui.errors import as_float, as_int, friendly
 from ui.image_widgets import MAX_UI_STEPS, check_choice, check_sampler, eta_control, eta_update, solver_options
 from ui.opened import Target
 from ui.schedules_tab import on_schedule
+from ui.tab_parts import TabParts
 from zoo.data.toy2d import TOY_DATASETS, toy_density_image
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, SOLVERS, SPACINGS, DiffusionConfig
 from zoo.diffusion.distill import path_curvature
@@ -289,7 +290,7 @@ def build_toy_tab():
     source.change(on_source, source, [steps, distilled_steps, solver, spacing], api_name=False)
     compare_btn.click(on_compare, model + [seed], [compare_plot, message], api_name="toy_compare",
                       **serving.heavy(len(model) + 1))
-    return {"targets": [Target(source, list(SOURCES), ("toy2d",))],
-            "forward": (on_forward, [dataset, schedule], [forward_plot, message]),
-            "schedule": (on_schedule, [schedule, steps, spacing], [schedule_plot, message]),
-            "field": (on_field, model + [field_t, field_kind], [field_plot, message])}
+    return TabParts(targets=[Target(source, list(SOURCES), ("toy2d",))],
+                    on_load=[(on_forward, [dataset, schedule], [forward_plot, message]),
+                             (on_schedule, [schedule, steps, spacing], [schedule_plot, message]),
+                             (on_field, model + [field_t, field_kind], [field_plot, message])])

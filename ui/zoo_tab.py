@@ -16,6 +16,7 @@ import zoo
 from ui import inputs
 from ui.errors import USER_ERRORS, friendly
 from ui.image_widgets import on_screen, upscaled
+from ui.tab_parts import TabParts
 from zoo import hub, registry
 from zoo.gpu import gpu
 from zoo.pipelines.pixels import grid_image
@@ -120,9 +121,9 @@ def _tab_of(task: str) -> str:
             "text-to-image": "Text to image tab"}.get(task, "")
 
 
-def build_zoo_tab(targets: list | None = None) -> dict:
+def build_zoo_tab(targets: list | None = None) -> TabParts:
     """Create the zoo view in the current Blocks context; `targets` (ui.opened.Target) are
-    the model choosers of other tabs that opened repos join. Returns its components by name."""
+    the model choosers of other tabs that opened repos join. Its parts hold its components by name."""
     targets = targets or []
     names = [e.name for e in registry.list_models()]
     gr.Markdown("## Model zoo\nEvery model, where its weights come from (bundled / cached / Hub / missing), "
@@ -151,5 +152,5 @@ def build_zoo_tab(targets: list | None = None) -> dict:
     open_btn.click(opener, [repo, opened], outputs, api_name="zoo_open", concurrency_id="zoo-open",
                    concurrency_limit=2)
     repo.submit(opener, [repo, opened], outputs, api_name=False, concurrency_id="zoo-open")  # Enter = Open
-    return {"table": table, "refresh": refresh, "choice": choice, "card": card, "samples": samples, "repo": repo,
-            "open": open_btn, "status": status}
+    return TabParts(components={"table": table, "refresh": refresh, "choice": choice, "card": card,
+                                "samples": samples, "repo": repo, "open": open_btn, "status": status})
