@@ -6,7 +6,7 @@ import weakref
 import torch
 
 from zoo.data.toy2d import sample_toy
-from zoo.diffusion import SOLVERS, get_schedule, make_grid, sample_info
+from zoo.diffusion import SOLVERS, get_schedule, sample_info
 from zoo.diffusion.likelihood import bits_per_dim, ode_nll, vlb_nats
 from zoo.diffusion.metrics import sliced_wasserstein
 from zoo.diffusion.solvers import steps_for_nfe
@@ -102,7 +102,3 @@ def compare_solvers(pipe: ToyPipeline, nfes=(4, 8, 16, 32, 64), n: int = 2000, s
             progress((k + 1) / len(SOLVERS), desc=f"compared {solver}")
     return results
 
-
-def grid_times(schedule: str, steps: int, spacing: str):
-    """The sampling grid's times (for marking the chosen steps)."""
-    return make_grid(schedule, steps, spacing).t.tolist()
