@@ -270,7 +270,7 @@ def card_for(d: dm.DistillConfig, dataset: str, earlier_s: float) -> CardInfo:
 def samples_image(d: dm.DistillConfig, diffusion: DiffusionConfig, dataset: str):
     """sample_fn: 2000 student samples at its fewest supported steps over the data density."""
     def draw(net):
-        from ui import plots
+        from zoo import figures as plots
         from zoo.pipelines.distill import student_pipeline
 
         config = {"distill": dataclasses.asdict(d), "diffusion": dataclasses.asdict(diffusion),

@@ -41,7 +41,7 @@ def parse_args(argv=None):
 def samples_image(toy: ToyTrainConfig):
     """sample_fn for the loop: 2000 Heun samples over the data density, as a PIL image."""
     def draw(net):
-        from ui import plots
+        from zoo import figures as plots
 
         out = pipeline_from_net(net, toy)(n=2000, steps=20, solver="heun", seed=0)
         fig = plots.samples_figure(out.points, toy_density_image(toy.dataset), 3.0,
