@@ -119,14 +119,3 @@ def test_every_schedule_describes_itself_for_the_tab_and_its_plot():
         assert len(c["t"]) == 50 and np.isfinite(c["log_snr"]).all() and (np.diff(c["log_snr"]) < 0).all()
     assert len(colors) == len(SCHEDULES)  # told apart in the plot
 
-
-def test_ui_does_not_compute_on_tensors():
-    """Tabs keep layout, wiring and formatting; the work on tensors is in zoo/ (ui/ never imports torch)."""
-    import ast
-    from pathlib import Path
-
-    for path in (Path(__file__).resolve().parents[1] / "ui").glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
-            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
-                     [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
-            assert not any(n == "torch" or n.startswith("torch.") for n in names), path.name
