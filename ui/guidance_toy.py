@@ -6,7 +6,8 @@ import gradio as gr
 
 from ui import inputs, plots, serving
 from ui.errors import as_int, as_number, friendly
-from ui.image_widgets import check_choice, check_sampler, sampler_controls
+from ui.image_widgets import check_sampler, sampler_controls
+from zoo.checks import check_choice
 from zoo.diffusion.guidance import SCALE_RANGE, W_RANGE
 from zoo.pipelines.toy2d import GUIDED_BASES, gmm, guided_mixture
 

@@ -10,6 +10,7 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from zoo.checks import check_choice
 from ui import inputs
 from ui.errors import as_int
 from ui.serving import CACHE_AGE
@@ -56,13 +57,6 @@ def sampler_controls(prefix: str, solver: str = "dpmpp_2m", steps: int = 20, spa
     return (inputs.Dropdown(sorted(SOLVERS), value=solver, label="solver", elem_id=f"{prefix}-solver"),
             inputs.Slider(1, MAX_UI_STEPS, value=steps, step=1, label="steps", elem_id=f"{prefix}-steps"),
             inputs.Dropdown(sorted(SPACINGS), value=spacing, label="step spacing", elem_id=f"{prefix}-spacing"))
-
-
-def check_choice(value, allowed, name: str):
-    """A value from a fixed list (names of solvers, spacings, ...), or a ValueError naming them."""
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {sorted(allowed)}, got {str(value)[:60]!r}")
-    return value
 
 
 def check_sampler(solver, steps, spacing) -> int:

@@ -3,7 +3,7 @@ import gradio as gr
 
 from ui import inputs, plots
 from ui.errors import as_int, friendly
-from ui.image_widgets import check_choice
+from zoo.checks import check_choice
 from ui.tab_parts import TabParts
 from zoo.diffusion import SCHEDULES, SPACINGS
 from zoo.diffusion.spacing import MAX_STEPS, SPACING_FORMULAS

@@ -7,7 +7,8 @@ import gradio as gr
 import zoo
 from ui import inputs, plots, serving
 from ui.errors import as_float, as_int, friendly
-from ui.image_widgets import MAX_UI_STEPS, check_choice, check_sampler, eta_control, eta_update, solver_options
+from ui.image_widgets import MAX_UI_STEPS, check_sampler, eta_control, eta_update, solver_options
+from zoo.checks import check_choice
 from ui.opened import Target
 from ui.schedules_tab import on_schedule
 from ui.tab_parts import TabParts

@@ -4,6 +4,7 @@ A pure function of the step (no scheduler state), so a resumed run continues exa
 import math
 
 import torch
+from zoo.checks import check_choice
 
 LR_DECAYS = ("none", "cosine")
 
@@ -11,8 +12,7 @@ LR_DECAYS = ("none", "cosine")
 def learning_rate(base: float, step: int, total: int, warmup: int = 0, decay: str = "none") -> float:
     """lr at optimizer step `step` (0-based): linear warm-up over `warmup` steps, then
     constant or cosine decay to 0 at `total` (SGDR, Loshchilov & Hutter 2017)."""
-    if decay not in LR_DECAYS:
-        raise ValueError(f"lr decay must be one of {LR_DECAYS}, got {decay!r}")
+    check_choice(decay, LR_DECAYS, "lr decay")
     scale = min(1.0, (step + 1) / warmup) if warmup else 1.0
     if decay == "cosine":
         scale *= 0.5 * (1 + math.cos(math.pi * min(step, total) / max(total, 1)))

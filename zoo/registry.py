@@ -15,6 +15,7 @@ import importlib
 from dataclasses import dataclass
 from pathlib import Path
 
+from zoo.checks import check_choice
 from zoo import hub, repos
 from zoo.data.toy2d import TOY_DATASETS
 
@@ -50,10 +51,8 @@ class ZooEntry:
     revision: str | None = None  # a Hub branch, tag or commit (opened repos)
 
     def __post_init__(self):
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
-        if self.pipeline not in PIPELINES:
-            raise ValueError(f"pipeline must be one of {sorted(PIPELINES)}, got {self.pipeline!r}")
+        check_choice(self.task, TASKS, "task")
+        check_choice(self.pipeline, sorted(PIPELINES), "pipeline")
 
     @property
     def bundled_folder(self) -> Path | None:

@@ -14,6 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 import torch
+from zoo.checks import check_choice
 
 # A 3-component mixture with unequal weights and component stds between 0.2 and 0.5:
 # the data of the 'gmm' toy set, the solver benchmark and the core tests.
@@ -100,8 +101,7 @@ TOY_DATASETS = {
 
 
 def check_dataset(name: str) -> str:
-    if name not in TOY_DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(TOY_DATASETS)}, got {name!r}")
+    check_choice(name, sorted(TOY_DATASETS), "dataset")
     return name
 
 

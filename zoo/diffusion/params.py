@@ -27,6 +27,7 @@ is EDM's preconditioning with sigma_data = 1.
 from dataclasses import dataclass
 
 import torch
+from zoo.checks import check_choice
 
 PARAMETERISATIONS = ("eps", "x0", "v", "flow", "score", "edm")
 
@@ -64,8 +65,7 @@ def edm_coeffs(c: Coeffs) -> tuple:
 
 
 def check_parameterisation(name: str) -> str:
-    if name not in PARAMETERISATIONS:
-        raise ValueError(f"parameterisation must be one of {list(PARAMETERISATIONS)}, got {name!r}")
+    check_choice(name, PARAMETERISATIONS, "parameterisation")
     return name
 
 

@@ -6,6 +6,7 @@ from typing import Callable, Optional
 
 import torch
 
+from zoo.checks import check_choice
 from zoo.diffusion.noise import NoiseSource, per_sample_seeds
 from zoo.diffusion.schedules import get_schedule
 from zoo.diffusion.solvers import RECORDS, SOLVERS
@@ -38,8 +39,7 @@ class Counted:
 
 
 def check_solver(solver: str, options: dict) -> None:
-    if solver not in SOLVERS:
-        raise ValueError(f"solver must be one of {sorted(SOLVERS)}, got {solver!r}")
+    check_choice(solver, sorted(SOLVERS), "solver")
     unknown = set(options) - set(SOLVER_OPTIONS[solver])
     if unknown:
         allowed = ", ".join(SOLVER_OPTIONS[solver]) or "none"

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import torch
+from zoo.checks import check_choice
 
 
 def _as_tensor(t) -> torch.Tensor:
@@ -193,8 +194,7 @@ def get_schedule(schedule) -> Schedule:
     """Accept a Schedule or its name; a clear ValueError otherwise."""
     if isinstance(schedule, Schedule):
         return schedule
-    if schedule not in SCHEDULES:
-        raise ValueError(f"schedule must be one of {sorted(SCHEDULES)}, got {schedule!r}")
+    check_choice(schedule, sorted(SCHEDULES), "schedule")
     return SCHEDULES[schedule]
 
 

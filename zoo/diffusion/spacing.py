@@ -18,6 +18,7 @@ from typing import Optional
 
 import torch
 
+from zoo.checks import check_choice
 from zoo.diffusion.schedules import Schedule, get_schedule
 
 MAX_STEPS = 10_000
@@ -129,8 +130,7 @@ def make_grid(schedule, steps: int, spacing: str = "uniform", solver: Optional[s
     {solver: {steps: times}}, see check_optimized_times)."""
     schedule = get_schedule(schedule)
     check_steps(steps)
-    if spacing not in SPACINGS:
-        raise ValueError(f"spacing must be one of {sorted(SPACINGS)}, got {spacing!r}")
+    check_choice(spacing, sorted(SPACINGS), "spacing")
     if steps == 1:
         t = torch.tensor([schedule.t_max], dtype=torch.float64)
     elif spacing == OPTIMIZED:

@@ -5,6 +5,7 @@ dataclass and a class taking that config; checkpoints name the architecture by k
 never by import path (a config file must not be able to import arbitrary code)."""
 import dataclasses
 import importlib
+from zoo.checks import check_choice
 
 # key -> (module, class name). The class has a `Config` dataclass attribute.
 ARCHITECTURES = {
@@ -17,8 +18,7 @@ ARCHITECTURES = {
 
 
 def net_class(arch: str):
-    if arch not in ARCHITECTURES:
-        raise ValueError(f"arch must be one of {sorted(ARCHITECTURES)}, got {arch!r}")
+    check_choice(arch, sorted(ARCHITECTURES), "arch")
     module, name = ARCHITECTURES[arch]
     return getattr(importlib.import_module(module), name)
 

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from zoo.checks import check_choice
 from zoo.nets.embedding import sinusoidal_features
 
 
@@ -198,6 +199,5 @@ PRESETS = {
 
 
 def preset(name: str, **overrides) -> UNet.Config:
-    if name not in PRESETS:
-        raise ValueError(f"UNet preset must be one of {sorted(PRESETS)}, got {name!r}")
+    check_choice(name, sorted(PRESETS), "UNet preset")
     return replace(PRESETS[name], **overrides)

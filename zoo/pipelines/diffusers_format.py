@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from zoo.checks import check_choice
 from zoo.diffusion import Denoiser, DiscreteSchedule
 
 PIPELINE_CLASSES = ("DDPMPipeline", "DDIMPipeline", "PNDMPipeline")
@@ -129,8 +130,7 @@ def _read_json(path: Path) -> dict:
 
 def _check_class(config: dict, allowed: tuple, what: str) -> str:
     name = config.get("_class_name")
-    if name not in allowed:
-        raise ValueError(f"{what} _class_name must be one of {list(allowed)}, got {name!r}")
+    check_choice(name, allowed, f"{what} _class_name")
     return name
 
 
@@ -178,8 +178,7 @@ def check_scheduler_config(config: dict) -> None:
 def parameterisation(scheduler_config: dict) -> str:
     """This project's parameterisation for the config's prediction_type (default epsilon)."""
     kind = scheduler_config.get("prediction_type") or "epsilon"
-    if kind not in PREDICTION_TYPES:
-        raise ValueError(f"prediction_type must be one of {list(PREDICTION_TYPES)}, got {kind!r}")
+    check_choice(kind, PREDICTION_TYPES, "prediction_type")
     return PREDICTION_TYPES[kind]
 
 

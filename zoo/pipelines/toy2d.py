@@ -17,6 +17,7 @@ from typing import Callable, Iterator, Optional
 import torch
 from torch.optim.swa_utils import AveragedModel
 
+from zoo.checks import check_choice
 from zoo.pipelines.base import Pipeline
 from zoo.data.toy2d import GMM_PARAMS, TOY_DATASETS, sample_toy
 from zoo.diffusion import DiffusionConfig, GaussianMixture, diffusion_loss, sample_info
@@ -112,8 +113,7 @@ def guided_mixture(component: int, guidance: float = 0.0, classifier_scale: floa
     p(x0 | k) exactly (Bayes' rule on the scores). Guiding the conditional one, CFG with w
     and classifier guidance with s = w are the same thing (score + w grad log p_t(k | x_t)),
     and neither samples p(x0 | k): both sharpen it away from the other components."""
-    if base not in GUIDED_BASES:
-        raise ValueError(f"base must be one of {GUIDED_BASES}, got {base!r}")
+    check_choice(base, GUIDED_BASES, "base")
     guidance, classifier_scale = check_w(guidance), check_scale(classifier_scale)
     if base == "unconditional" and guidance != 0:
         raise ValueError("classifier-free guidance needs the conditional model; use base='conditional'")
@@ -137,8 +137,7 @@ def guided_mixture(component: int, guidance: float = 0.0, classifier_scale: floa
 
 def toy_batch(config: ToyTrainConfig) -> Callable[[int, torch.Generator], torch.Tensor]:
     """batch_fn(step, generator): fresh points every step, drawn from `generator`."""
-    if config.dataset not in TOY_DATASETS:
-        raise ValueError(f"dataset must be one of {sorted(TOY_DATASETS)}, got {config.dataset!r}")
+    check_choice(config.dataset, sorted(TOY_DATASETS), "dataset")
 
     def batch(step: int, generator: torch.Generator) -> torch.Tensor:
         return sample_toy(config.dataset, config.batch_size, int(torch.randint(2**62, (1,), generator=generator)))

@@ -5,6 +5,7 @@ import weakref
 
 import torch
 
+from zoo.checks import check_choice
 from zoo.data.toy2d import sample_toy
 from zoo.diffusion import SOLVERS, get_schedule, sample_info
 from zoo.diffusion.likelihood import bits_per_dim, ode_nll, vlb_nats
@@ -46,8 +47,7 @@ def trajectories(pipe: ToyPipeline, n: int, steps: int, solver: str, seed: int, 
 def vector_field(denoiser, schedule: str, t: float, kind: str, lim: float = 3.0, grid_n: int = 21):
     """Arrows at time t on a grid: the score -(x - alpha x0_hat) / sigma^2, or the PF-ODE
     velocity alpha' x0_hat + sigma' eps_hat (Song et al. 2021)."""
-    if kind not in FIELD_KINDS:
-        raise ValueError(f"field must be one of {list(FIELD_KINDS)}, got {kind!r}")
+    check_choice(kind, FIELD_KINDS, "field")
     sch = get_schedule(schedule)
     if not math.isfinite(t) or not sch.t_min <= t <= sch.t_max:
         raise ValueError(f"t must be in [{sch.t_min}, {sch.t_max}] for {schedule}, got {t!r}")
