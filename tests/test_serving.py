@@ -17,7 +17,7 @@ from zoo import cpu
 SMALL = {  # each tab's sampling endpoint at small settings, with the status output's index
     "/pixels_sample": (("mnist", "ddim", 3, "logsnr", 0.0, 0, 2), 2),
     "/guidance_sample": (("mnist-cond", "none", ["3"], 2, 1.0, 0.0, "ddim", 3, "logsnr", 0, 0.0, 1.0), 2),
-    "/t2i_sample": (("shapes-t2i", "a red circle", 2.0, "ddim", 3, "logsnr", 0, 2), 2),
+    "/t2i_sample": (("shapes-t2i", "a red circle", 2.0, "ddim", 3, "logsnr", 0, 2, ""), 2),
     "/toy_sample": (("bundled", "moons", "vp-cosine", "heun", 3, "logsnr", 0, 300, 0.0), 2),
 }
 
@@ -106,7 +106,7 @@ def _samplers() -> int:
 
 @pytest.mark.parametrize("api, args", [
     ("/guidance_sweep", ("mnist-cond", "none", ["3"], 6, 1.0, 0.0, "heun", 100, "logsnr", 0, 0.0, 1.0)),
-    ("/t2i_sweep", ("shapes-t2i", "a red circle", 2.0, "heun", 200, "logsnr", 0, 8)),
+    ("/t2i_sweep", ("shapes-t2i", "a red circle", 2.0, "heun", 200, "logsnr", 0, 8, "")),
 ])
 def test_a_cancelled_sweep_stops_computing(url, api, args):
     job = Client(url, verbose=False).submit(*args, api_name=api)
