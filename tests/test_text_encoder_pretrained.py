@@ -14,8 +14,7 @@ from zoo import hub
 from zoo.diffusion import DiffusionConfig
 from zoo.nets import text_encoder
 from zoo.nets.dit import DiT
-from zoo.nets.text_encoder import (START_WEIGHTS, PretrainedUnavailable, TextEncoder, bpe_tokenizer,
-                                   pretrained_config, with_pretrained_weights)
+from zoo.nets.text_encoder import PretrainedUnavailable, TextEncoder, bpe_tokenizer, pretrained_config, start_weights
 
 ARCH = "ViT-B-32"  # CLIP's text tower: 12 layers, 512 wide, 77 tokens, ~63M parameters
 CLIP_CONTEXT, CLIP_WIDTH = 77, 512
@@ -132,23 +131,23 @@ def open_clip_file(tmp_path, spec: str):
     return path, {k: v.half().float() for k, v in clip.state_dict().items()}
 
 
-def test_pretrained_weights_start_the_tower_once_and_stay_out_of_the_config(tmp_path, monkeypatch):
+def test_pretrained_weights_start_the_tower_and_stay_out_of_the_config(tmp_path, monkeypatch):
     spec = f"{ARCH}/openai"
     path, expected = open_clip_file(tmp_path, spec)
     monkeypatch.setattr(text_encoder, "_download", lambda arch, tag: str(path))
-    config = with_pretrained_weights(pretrained_config(spec))
-    assert START_WEIGHTS not in vars(pretrained_config(spec))  # the argument is left as it was
+    config = pretrained_config(spec)
     enc = TextEncoder(config)
+    enc.load_start_weights(start_weights(config))
     for name, value in enc.transformer.state_dict().items():
         assert torch.equal(value, expected[name]), name
     assert not any(p.requires_grad for p in enc.parameters())  # pretrained: frozen
-    assert START_WEIGHTS not in vars(config)  # handed over: config.json gets the fields only
+    assert start_weights(pretrained_config(ARCH)) is None  # no tag: randomly initialised, nothing fetched
     assert json.dumps(dataclasses.asdict(config)) == json.dumps(dataclasses.asdict(pretrained_config(spec)))
 
 
 def test_weights_the_hub_cannot_give_are_a_clear_error():
     with pytest.raises(PretrainedUnavailable, match=r"Hub is unreachable \(HF_HUB_OFFLINE is set\)"):
-        with_pretrained_weights(pretrained_config(f"{ARCH}/openai"))
+        start_weights(pretrained_config(f"{ARCH}/openai"))
 
 
 def test_the_trainer_takes_a_clip_tower(tmp_path):
@@ -165,8 +164,11 @@ def test_the_trainer_takes_a_clip_tower(tmp_path):
     with pytest.raises(ValueError, match="not an open_clip architecture"):
         text2image.net_config(text2image.parse_args(["--text-encoder", "ViT-Q-99"]))
     # no traceback for weights the Hub cannot give: the trainer exits saying so
+    args = text2image.parse_args(["--text-encoder", f"{ARCH}/openai"])
     with pytest.raises(SystemExit, match=r"--text-encoder ViT-B-32/openai: .*Hub is unreachable"):
-        text2image.net_config(text2image.parse_args(["--text-encoder", f"{ARCH}/openai"]))
+        text2image.tower_start(args, text2image.net_config(args).text)
+    with pytest.raises(SystemExit, match=r"Hub is unreachable"):  # before the data set is made
+        text2image.main(["--text-encoder", f"{ARCH}/openai", "--out", str(tmp_path / "never")])
 
 
 def test_a_trainer_run_on_a_frozen_clip_tower(tmp_path, monkeypatch):

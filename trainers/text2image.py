@@ -36,7 +36,7 @@ from zoo.nets.text_encoder import (
     TextEncoder,
     pretrained_config,
     vocab_ids,
-    with_pretrained_weights,
+    start_weights,
 )
 from zoo.pipelines.pixels import from_uint8
 from zoo.pipelines.text2image import LatentSpace, TextToImagePipeline, check_latent, load_latent_space, resolve_vae
@@ -91,8 +91,7 @@ def net_config(args) -> DiT.Config:
 
 
 def text_config(args) -> TextEncoder.Config:
-    """The from-scratch encoder on the data set's words, or the --text-encoder open_clip tower
-    carrying its pretrained weights, fetched now (SystemExit saying why when they cannot be)."""
+    """The from-scratch encoder on the data set's words, or the --text-encoder open_clip tower."""
     if not args.text_encoder:
         if args.freeze_text_encoder:
             raise ValueError("--freeze-text-encoder needs --text-encoder: the from-scratch encoder only learns the "
@@ -102,8 +101,14 @@ def text_config(args) -> TextEncoder.Config:
     if (args.text_width, args.text_layers) != (TextEncoder.Config.width, TextEncoder.Config.layers):
         raise ValueError(f"--text-width / --text-layers size the from-scratch encoder; the open_clip tower "
                          f"{args.text_encoder} has its architecture's sizes")
+    return pretrained_config(args.text_encoder, frozen=args.freeze_text_encoder)
+
+
+def tower_start(args, text: TextEncoder.Config) -> dict | None:
+    """The --text-encoder tower's pretrained weights (None without a tag), fetched before any
+    other work: SystemExit saying why when they cannot be."""
     try:
-        return with_pretrained_weights(pretrained_config(args.text_encoder, frozen=args.freeze_text_encoder))
+        return start_weights(text)
     except PretrainedUnavailable as err:
         raise SystemExit(f"--text-encoder {args.text_encoder}: {err}") from None
 
@@ -195,6 +200,7 @@ def main(argv=None):
     vae_name(args)  # before any work: a release must name its VAE publicly
     cfg = loop_config(args, may_change=("fp16_weights", "eval_samples", "vae_name"))
     config = net_config(args)
+    tower = tower_start(args, config.text)
     data, captions = captioned(args.dataset).load(args.num_images, cfg.seed)
     space, latents = prepare_latents(args.vae, data)
     if tuple(latents.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
@@ -202,6 +208,8 @@ def main(argv=None):
                          f"{(config.in_channels, config.input_size, config.input_size)}")
     torch.manual_seed(cfg.seed)
     net = DiT(config)
+    if tower is not None:
+        net.text_encoder.load_start_weights(tower)
     rows = net.text_encoder.tokenize(captions)
     diffusion = DiffusionConfig(schedule=args.schedule, parameterisation=args.objective, t_sampling=args.t_sampling)
 

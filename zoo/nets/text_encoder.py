@@ -19,7 +19,6 @@ pretrained_config freezes a pretrained tower by default (`frozen`), as Imagen (S
 al. 2022) keeps its pretrained T5 encoder frozen: the DiT learns to read the features, the
 tower keeps the language it learnt from far more text than a caption data set has.
 """
-import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import ClassVar
@@ -29,7 +28,6 @@ from torch import nn
 
 PAD, UNKNOWN = 0, 1  # rows 0 and 1 of the embedding; vocab ids follow from row 2
 MAX_SPEC_CHARS = 100  # "ARCH/TAG": open_clip's longest names are about 60 characters
-START_WEIGHTS = "start_weights"  # attribute of a config, never a field: see with_pretrained_weights
 EXAMPLE_TOWERS = ("ViT-B-32", "ViT-B-16", "ViT-L-14", "RN50")  # named in errors; all take CLIP's BPE
 
 
@@ -205,17 +203,11 @@ def pretrained_config(spec: str, frozen: bool | None = None) -> "TextEncoder.Con
     return TextEncoder.Config(pretrained=spec, frozen=bool(tag) if frozen is None else frozen, **_tower_sizes(spec))
 
 
-def with_pretrained_weights(config: "TextEncoder.Config") -> "TextEncoder.Config":
-    """A copy of `config` whose next TextEncoder starts from the tag's pretrained weights,
-    fetched now (PretrainedUnavailable if they cannot be). The tensors ride on the copy as
-    an attribute, not a field, and the TextEncoder built from it takes them (the config is
-    then exactly what config.json records): a checkpoint never holds or fetches them. A
-    config without a tag comes back as it is."""
-    if not split_spec(config.pretrained)[1]:
-        return config
-    config = dataclasses.replace(config)
-    setattr(config, START_WEIGHTS, pretrained_weights(config.pretrained))
-    return config
+def start_weights(config: "TextEncoder.Config") -> dict | None:
+    """The pretrained tower weights a training run starts from: those of the config's tag,
+    fetched now (PretrainedUnavailable if they cannot be), or None (no tag: from scratch or
+    randomly initialised). A checkpoint never fetches them: it holds the trained tower."""
+    return pretrained_weights(config.pretrained) if split_spec(config.pretrained)[1] else None
 
 
 # ----------------------------------------------------------------------------- the encoder
@@ -287,14 +279,16 @@ class TextEncoder(nn.Module):
             output_tokens=True)
 
     def _open_clip_tower(self, c: "TextEncoder.Config"):
-        """open_clip's tower of c.pretrained, randomly initialised unless the config carries
-        start weights (with_pretrained_weights); its embedding rows are the BPE ids."""
+        """open_clip's tower of c.pretrained, randomly initialised (load_start_weights puts the
+        pretrained ones in); its embedding rows are the BPE ids."""
         # on the CPU whatever the default device, as the from-scratch table (see there)
         self.register_buffer("table", torch.arange(bpe_tokenizer().vocab_size, device="cpu"), persistent=False)
         self.transformer = _build_tower(c.pretrained)
-        start = vars(c).pop(START_WEIGHTS, None)  # handed over once, so the config is what config.json says
-        if start is not None:
-            self.transformer.load_state_dict(start, strict=True, assign=True)  # assign: no second copy
+
+    def load_start_weights(self, weights: dict) -> None:
+        """The tower's pretrained weights (start_weights), in place of its random start."""
+        self.transformer.load_state_dict(weights, strict=True, assign=True)  # assign: no second copy
+        self.transformer.requires_grad_(not self.config.frozen)  # assign replaced the parameters
 
     @property
     def pooled_width(self) -> int:
