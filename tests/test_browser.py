@@ -131,12 +131,12 @@ def test_guided_digits_and_a_sweep_on_the_guidance_tab(page):
     page.screenshot(path=str(ARTIFACTS / "guidance_tab.png"), full_page=True)
 
 
-T2I_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "shapes-t2i" / "model.safetensors"
+T2I_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "scenes-t2i" / "model.safetensors"
 
 
 def test_prompt_to_shapes_on_the_text_to_image_tab(page):
     if not T2I_WEIGHTS.exists():  # trained apart from the tests (minutes of CPU), not bundled yet
-        pytest.skip(f"{T2I_WEIGHTS} missing: train it with `{get_entry('shapes-t2i').train_command}`")
+        pytest.skip(f"{T2I_WEIGHTS} missing: train it with `{get_entry('scenes-t2i').train_command}`")
     ARTIFACTS.mkdir(exist_ok=True)
     page.reload()
     page.get_by_role("tab", name="Text to image").click()

@@ -28,7 +28,7 @@ import torch
 
 from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, public_path, train
 from zoo.data.captioned import CAPTIONED, captioned
-from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, Denoiser, DiffusionConfig, diffusion_loss
+from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig, diffusion_loss
 from zoo.hub import CardInfo
 from zoo.nets.dit import DiT
 from zoo.nets.text_encoder import (
@@ -215,8 +215,7 @@ def main(argv=None):
 
     def pipe_for(ema_net):
         space.vae.to(next(ema_net.parameters()).device)
-        return TextToImagePipeline(Denoiser(ema_net, diffusion.schedule, diffusion.parameterisation), space,
-                                   latents.shape[1:])
+        return TextToImagePipeline(diffusion.denoiser(ema_net), space, latents.shape[1:], dataset=args.dataset)
 
     def sample_fn(ema_net):  # a row of 6 seeds per preview prompt, w = 3
         images = pipe_for(ema_net).generate([p for p in PREVIEW_PROMPTS[args.dataset] for _ in range(6)],
@@ -225,8 +224,7 @@ def main(argv=None):
 
     def loss_fn(model, batch):
         z, text = batch
-        return diffusion_loss(Denoiser(model, diffusion.schedule, diffusion.parameterisation), z,
-                              diffusion.t_sampling, text=text)
+        return diffusion_loss(diffusion.denoiser(model), z, diffusion.t_sampling, text=text)
 
     release = make_release(args, cfg, config, diffusion, space, sum(p.numel() for p in net.parameters()), pipe_for,
                            argv)

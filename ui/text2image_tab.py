@@ -34,7 +34,7 @@ SWEEP_IMAGES = 8  # seeds per sweep row at most: four rows of sampling must stay
 VAE_ENTRY = {"shapes-t2i": "shapes-vae", "scenes-t2i": "scenes-vae"}  # the latent spaces the train commands name
 SHOW_WIDTH = 840  # the small grids are upscaled (nearest neighbour) to about this width
 FRAME = 150  # grey level of the frame around each sample: the white canvas's edges stay visible
-BOX = {True: (22, 163, 74), False: (220, 38, 38)}  # the judge's frame: an object the prompt asks for, or not
+BOX = {True: (0, 200, 120), False: (255, 0, 160)}  # the judge's frame: asked for, or not (colours off the palette)
 # examples per GenEval category, in the caption grammar (a test parses each to its category)
 EXAMPLES = {
     "single object": ["a triangle", "a small square in the top left"],
@@ -104,7 +104,8 @@ def _numbers(pipe) -> str:
         text = f" · GenEval-style overall (bench/text2image.py): {'; '.join(parts)}"
     else:
         by_w = pipe.card.get("prompt_following_by_guidance", {})
-        parts = [f"{r['all']:.0%} at w = {float(w):g}" for w, r in by_w.items() if "all" in r]
+        parts = [f"{r.get('overall', r.get('all')):.0%} at w = {float(w):g}" for w, r in by_w.items()
+                 if "overall" in r or "all" in r]
         text = f" · fresh captions whose samples show every named attribute: {', '.join(parts)}" if parts else ""
     psnr = getattr(pipe.latent.vae, "card", {}).get("psnr_db")
     return text + (f" · VAE reconstructions: {psnr:.1f} dB PSNR" if psnr is not None else "")

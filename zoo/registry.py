@@ -150,6 +150,27 @@ ENTRIES: list[ZooEntry] = [
                        "weights/mnist-classifier"),
     ),
     ZooEntry(
+        name="scenes-vae",
+        task="autoencoder",
+        description="KL autoencoder (3x48x48 -> 4x12x12) of the captioned scenes (1 to 4 shapes): the scene "
+                    "text-to-image model's latent space.",
+        repo_id="diffusion-zoo/scenes-vae",
+        bundled_path="weights/scenes-vae",
+        pipeline="zoo.pipelines.text2image:load_vae",
+        train_command="python -m trainers.vae --dataset scenes --fp16-weights --release weights/scenes-vae",
+    ),
+    ZooEntry(
+        name="scenes-t2i",
+        task="text-to-image",
+        description="Latent DiT with an open_clip text encoder on the scenes-vae latents: prompts such as 'three "
+                    "yellow circles' or 'a red circle to the left of a blue square'.",
+        repo_id="diffusion-zoo/scenes-t2i",
+        bundled_path="weights/scenes-t2i",
+        pipeline="zoo.pipelines.text2image:load_pipeline",
+        train_command=("python -m trainers.text2image --dataset scenes --vae scenes-vae --num-images 40000 "
+                       "--fp16-weights --steps 16000 --release weights/scenes-t2i"),
+    ),
+    ZooEntry(
         name="shapes-vae",
         task="autoencoder",
         description="KL autoencoder (3x32x32 -> 4x8x8) of the captioned shapes images: the text-to-image model's "
@@ -169,27 +190,6 @@ ENTRIES: list[ZooEntry] = [
         pipeline="zoo.pipelines.text2image:load_pipeline",
         train_command=("python -m trainers.text2image --vae shapes-vae --fp16-weights --steps 12000 --release "
                        "weights/shapes-t2i"),
-    ),
-    ZooEntry(
-        name="scenes-vae",
-        task="autoencoder",
-        description="KL autoencoder (3x48x48 -> 4x12x12) of the captioned scenes (1 to 4 shapes): the scene "
-                    "text-to-image model's latent space.",
-        repo_id="diffusion-zoo/scenes-vae",
-        bundled_path="weights/scenes-vae",
-        pipeline="zoo.pipelines.text2image:load_vae",
-        train_command="python -m trainers.vae --dataset scenes --fp16-weights --release weights/scenes-vae",
-    ),
-    ZooEntry(
-        name="scenes-t2i",
-        task="text-to-image",
-        description="Latent DiT with an open_clip text encoder on the scenes-vae latents: prompts such as 'three "
-                    "yellow circles' or 'a red circle to the left of a blue square'.",
-        repo_id="diffusion-zoo/scenes-t2i",
-        bundled_path="weights/scenes-t2i",
-        pipeline="zoo.pipelines.text2image:load_pipeline",
-        train_command=("python -m trainers.text2image --dataset scenes --vae scenes-vae --fp16-weights --steps 16000 "
-                       "--release weights/scenes-t2i"),
     ),
     ZooEntry(
         name="cifar10",

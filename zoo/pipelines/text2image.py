@@ -1,9 +1,9 @@
 """Text to image: latent diffusion (Rombach et al. 2022) with a DiT denoiser (Peebles &
 Xie 2023) conditioned on an open_clip text transformer, decoded by a KL-VAE.
 
-    pipe = zoo.load("shapes-t2i")
-    out = pipe("a small red circle in the top left", n=8, guidance=3.0, steps=20, seed=0)
-    out = pipe("three yellow circles", negative_prompt="a red circle")   # the scene model (scenes-t2i)
+    pipe = zoo.load("scenes-t2i")
+    out = pipe("a red circle to the left of a blue square", n=8, guidance=3.0, steps=20, seed=0)
+    out = pipe("three yellow circles", negative_prompt="a red circle")
     out.images (uint8, n x H x W x 3), out.nfe, out.network_calls, out.seconds
 
 The sampler runs on normalised latents z = (E(x) - shift) * scale (unit variance, so the
@@ -263,4 +263,4 @@ def _dataset(config: dict) -> str:
     from zoo.data.captioned import CAPTIONED
 
     name = config.get("data", {}).get("dataset") if isinstance(config.get("data"), dict) else None
-    return name if name in CAPTIONED else "shapes"
+    return name if isinstance(name, str) and name in CAPTIONED else "shapes"
