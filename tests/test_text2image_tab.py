@@ -63,7 +63,7 @@ def test_generation_streams_previews_then_grid_status_and_png(client):
     assert np.array_equal(np.asarray(Image.open(preview).convert("RGB")), np.asarray(text2image_tab.framed(images)))
     # the status counts what the judge reads from the very images in the PNG
     follows = sum(scene_judge.judge(images, [ARGS["prompt"]] * 4)["followed"])
-    assert f"judge: **{follows}/4** samples show exactly what the prompt asks for (colors)" in status
+    assert f"judge: **{follows}/4** samples show exactly what the prompt asks for (absolute position)" in status
     assert "The prompt asks for: exactly 1 object: a small red circle (top left)" in details
     assert sum(int(k) for k in re.findall(r"^- (\d+) ×", details, re.M)) == 4
 
@@ -122,7 +122,8 @@ def test_info_and_random_caption(client):
 
 def test_examples_cover_every_category_in_the_caption_grammar():
     names = {"single object": "single_object", "colors": "colors", "two objects": "two_object",
-             "counting": "counting", "position": "position", "attribute binding": "color_attr"}
+             "counting": "counting", "position": "position", "attribute binding": "color_attr",
+             "absolute position": "absolute_position"}
     for category, prompts in text2image_tab.EXAMPLES.items():
         assert all(scene_judge.parse_prompt(p).category == names[category] for p in prompts), category
     assert sum(scene_judge.held_out(p) for prompts in text2image_tab.EXAMPLES.values() for p in prompts) >= 3

@@ -37,12 +37,13 @@ FRAME = 150  # grey level of the frame around each sample: the white canvas's ed
 BOX = {True: (0, 200, 120), False: (255, 0, 160)}  # the judge's frame: asked for, or not (colours off the palette)
 # examples per GenEval category, in the caption grammar (a test parses each to its category)
 EXAMPLES = {
-    "single object": ["a triangle", "a small square in the top left"],
+    "single object": ["a triangle", "a small square"],
     "colors": ["a cyan square", "a purple triangle"],
     "two objects": ["a circle and a square", "a triangle and a circle"],
     "counting": ["three yellow circles", "four squares"],
     "position": ["a red circle to the left of a blue square", "a circle above a square"],
     "attribute binding": ["a red triangle and a blue circle", "a green circle and a red square"],
+    "absolute position": ["a small red circle in the top left", "a large square on the right"],
 }
 THEORY = rf"""
 **Latent diffusion** (Rombach et al. 2022). A KL autoencoder (`scenes-vae`: 3x48x48 images; `shapes-vae`: 3x32x32)

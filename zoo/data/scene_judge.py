@@ -68,7 +68,7 @@ def parse_prompt(prompt: str) -> PromptSpec | None:
     if m := PATTERNS["single"].fullmatch(text):
         size, color, shape, where = m.groups()
         obj = _named(shape=shape, color=color, size=size, position=_POSITION.get(where))
-        return PromptSpec("colors" if color else "single_object", [obj], 1)
+        return PromptSpec(scenes.ABSOLUTE if where else "colors" if color else "single_object", [obj], 1)
     if m := PATTERNS["count"].fullmatch(text):
         number, color, shape = m.groups()
         return PromptSpec("counting", [_named(shape=shape, color=color)], scenes.NUMBERS[number], every=True)
@@ -122,7 +122,8 @@ def follows(spec: PromptSpec | None, reads: list) -> bool:
 
 def judge(images, prompts: list) -> dict:
     """GenEval-style scores: the share of images that follow their prompt, per category
-    ('by_category'), their mean over the categories present ('overall'), and per image
+    ('by_category'), their mean over GenEval's six categories present ('overall'; over all
+    present when none of the six is, e.g. only absolute positions), and per image
     ('followed'). Prompts outside the grammar count as category 'not_understood', never followed."""
     if len(images) != len(prompts):
         raise ValueError(f"judge needs one prompt per image, got {len(images)} images and {len(prompts)} prompts")
@@ -134,8 +135,8 @@ def judge(images, prompts: list) -> dict:
         hits.setdefault(spec.category if spec else "not_understood", []).append(ok)
         followed.append(ok)
     by_category = {c: float(np.mean(v)) for c, v in hits.items()}
-    return {"by_category": by_category, "overall": float(np.mean(list(by_category.values()))) if hits else float("nan"),
-            "followed": followed}
+    six = [v for c, v in by_category.items() if c in scenes.CATEGORIES] or list(by_category.values())
+    return {"by_category": by_category, "overall": float(np.mean(six)) if six else float("nan"), "followed": followed}
 
 
 def describe(read: dict) -> str:
