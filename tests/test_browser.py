@@ -8,6 +8,8 @@ import pytest
 from servers.app_server import running_app
 from zoo.registry import get_entry
 
+pytestmark = pytest.mark.browser
+
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).parent / "artifacts"
 # Chromium on this network: no background connections, no sandbox as root, no GPU.

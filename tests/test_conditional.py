@@ -138,6 +138,7 @@ def test_mismatched_models_are_refused(folders):
         cond([0], classifier=lambda x, t: x, classifier_scale=1.0)
 
 
+@pytest.mark.slow
 def test_conditional_and_classifier_trainers_release_loadable_checkpoints(tmp_path):
     from trainers.classifier import main as train_classifier
     from trainers.pixels import main as train_unet

@@ -46,7 +46,7 @@ def test_progressive_round_student_at_half_the_steps_matches_the_teacher():
     teacher, data = gmm().denoiser("vp-cosine"), gmm()
     torch.manual_seed(0)
     student = Denoiser(MLP(MLP.Config(hidden=64, depth=2)), "vp-cosine", "v")
-    t64 = lambda d: lambda x, t: d(x.double(), t.double()).float()  # noqa: E731
+    t64 = lambda d: lambda x, t: d(x.double(), t.double()).float()
     _fit(lambda: dm.progressive_loss(student, t64(teacher), data.sample(256).float(), 2, "vp-cosine"),
          student.net, 600, lr=3e-3)
     target = _mixture_paths(teacher, 4)
@@ -67,6 +67,7 @@ def test_progressive_target_of_an_exact_denoiser_is_its_own_two_step_ddim():
     assert torch.allclose(dm.ddim_step(x, goal, a, s, a2, s2), two, atol=1e-10)
 
 
+@pytest.mark.slow
 def test_consistency_function_meets_its_boundary_and_distillation_improves_one_step_samples():
     """Song et al. 2023: f(x, t_min) = x~ exactly, and CD makes the one-step map sample the data."""
     torch.manual_seed(0)
@@ -83,12 +84,12 @@ def test_consistency_function_meets_its_boundary_and_distillation_improves_one_s
     torch.manual_seed(0)
     net = MLP(MLP.Config(hidden=64, depth=2))
     student, times = dm.ConsistencyFunction(net, "vp-cosine"), dm.consistency_times("vp-cosine", 16)
-    one_step = lambda: dm.consistency_sample(student, (2000, 2), "vp-cosine", dm.consistency_sample_times(  # noqa: E731
+    one_step = lambda: dm.consistency_sample(student, (2000, 2), "vp-cosine", dm.consistency_sample_times(
         "vp-cosine", 1), seed=0).x0
     truth = data.sample(2000, torch.Generator().manual_seed(1)).float()
     before = sliced_wasserstein(one_step(), truth)
     opt = TargetEMA(net.parameters(), 0.9, lr=3e-3)
-    t64 = lambda x, t: teacher(x.double(), t.double()).float()  # noqa: E731
+    t64 = lambda x, t: teacher(x.double(), t.double()).float()
     for _ in range(600):
         target = dm.ConsistencyFunction(WithParams(net, opt.target_params(net)), "vp-cosine")
         loss = dm.consistency_loss(student, target, t64, data.sample(256).float(), times, "vp-cosine")

@@ -1,4 +1,5 @@
 """The figures the tabs draw: safe to draw from several threads at once (Gradio does)."""
+import pytest
 import io
 import threading
 
@@ -32,6 +33,7 @@ def test_compare_figure_keeps_its_nfe_ticks():
     assert [t for t in _tick_texts(fig)[:3]] == ["5", "10", "20"]
 
 
+@pytest.mark.slow
 def test_figures_draw_concurrently():
     errors = []
 

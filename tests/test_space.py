@@ -99,7 +99,7 @@ def test_gpu_decorator_uses_spaces_on_a_space(monkeypatch):
     calls = []
     fake = types.ModuleType("spaces")
 
-    def GPU(duration=60):  # noqa: N802 (mirrors spaces.GPU)
+    def GPU(duration=60):  # mirrors spaces.GPU
         def wrap(fn):
             calls.append(duration)
             return lambda *a: ("on-gpu", fn(*a))

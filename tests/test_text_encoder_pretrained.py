@@ -171,6 +171,7 @@ def test_the_trainer_takes_a_clip_tower(tmp_path):
         text2image.main(["--text-encoder", f"{ARCH}/openai", "--out", str(tmp_path / "never")])
 
 
+@pytest.mark.slow
 def test_a_trainer_run_on_a_frozen_clip_tower(tmp_path, monkeypatch):
     from trainers import text2image
 

@@ -45,6 +45,7 @@ def test_train_streams_the_loss_curve_then_samples_the_trained_model(client):
     assert "from click to result (sampling" in numbers and "likelihoods" in numbers
 
 
+@pytest.mark.slow
 def test_sample_step_field_schedule_compare(client):
     samples, traj, numbers, schedule, slider = client.predict(
         *MODEL.values(), "ddim", 8, "uniform", 3, 400, 0.5, api_name="/toy_sample")

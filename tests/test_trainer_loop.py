@@ -39,6 +39,7 @@ def same_files(a: Path, b: Path, name: str):
         assert torch.equal(ta[k], tb[k]), f"{name}:{k} differs"
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     plain = run(tmp_path / "plain")
     killed = run(tmp_path / "killed", delay=0.08)
@@ -64,6 +65,7 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     assert steps == sorted(set(steps)) and steps[-1] == 24
 
 
+@pytest.mark.slow
 def test_accelerate_launch_two_cpu_processes(tmp_path, tiny_arch):
     # accelerate 1.15's `launch --cpu --num_processes 2` starts ONE process (multi-CPU needs
     # mpirun there); `--multi_gpu` goes through torchrun, and on a machine without a GPU the

@@ -1,6 +1,7 @@
 """ZeroGPU: on a Space (SPACE_ID set) every GPU-bound handler runs inside spaces.GPU, with a
 duration estimated from the request, and the networks move to the device inside that call
 (zoo.gpu.device() is never asked outside one). Run in a subprocess with a fake `spaces`."""
+import pytest
 import json
 import os
 import subprocess
@@ -11,6 +12,7 @@ TESTS = Path(__file__).parent
 HEAVY = {"on_train", "on_sample", "on_field", "on_compare", "on_sweep", "preview_grid"}
 
 
+@pytest.mark.slow
 def test_every_heavy_handler_runs_inside_spaces_gpu():
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS / "servers" / "fake_spaces"), str(TESTS),
                                                         str(TESTS.parent)])}

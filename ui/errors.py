@@ -44,7 +44,7 @@ def friendly(fn=None, *, status: int = 0, outputs: int = 1):
         def gen_wrapper(*args, **kwargs):
             try:
                 yield from fn(*args, **kwargs)
-            except Exception as err:  # noqa: BLE001 - every failure must reach the user as a message
+            except Exception as err:  # every failure must reach the user as a message
                 yield report(err)
         return gen_wrapper
 
@@ -52,7 +52,7 @@ def friendly(fn=None, *, status: int = 0, outputs: int = 1):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             return report(err)
     return wrapper
 

@@ -152,8 +152,8 @@ def on_sample(model, classifier, *values, request: gr.Request = None):
     yield gr.skip(), gr.skip(), \
         f"sampling {len(req['labels'])} images with {req['solver']}, {req['steps']} steps ...", \
         gr.skip()
-    run = lambda callback: pipe(classifier=clf, callback=callback, **req)  # noqa: E731
-    render = lambda p: preview_image(pipe.schedule, p)  # noqa: E731
+    run = lambda callback: pipe(classifier=clf, callback=callback, **req)
+    render = lambda p: preview_image(pipe.schedule, p)
     for kind, value, status in sample_updates(run, req["steps"], stop, render, "left: x_t, right: predicted x0_hat",
                                               PREVIEW_INTERVAL):
         if kind != "done":

@@ -22,23 +22,23 @@ def raw(component):
     return component
 
 
-def Slider(*args, **kwargs) -> gr.Slider:  # noqa: N802 - stands in for the class
+def Slider(*args, **kwargs) -> gr.Slider:  # stands in for the class
     return raw(gr.Slider(*args, **kwargs))
 
 
-def Number(*args, **kwargs) -> gr.Number:  # noqa: N802
+def Number(*args, **kwargs) -> gr.Number:
     return raw(gr.Number(*args, **kwargs))
 
 
-def Dropdown(*args, **kwargs) -> gr.Dropdown:  # noqa: N802
+def Dropdown(*args, **kwargs) -> gr.Dropdown:
     """A value outside the choices reaches the handler, which names the allowed ones (and
     knows the Hub repos this session opened)."""
     return raw(gr.Dropdown(*args, **kwargs))
 
 
-def Radio(*args, **kwargs) -> gr.Radio:  # noqa: N802
+def Radio(*args, **kwargs) -> gr.Radio:
     return raw(gr.Radio(*args, **kwargs))
 
 
-def CheckboxGroup(*args, **kwargs) -> gr.CheckboxGroup:  # noqa: N802
+def CheckboxGroup(*args, **kwargs) -> gr.CheckboxGroup:
     return raw(gr.CheckboxGroup(*args, **kwargs))

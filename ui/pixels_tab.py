@@ -66,8 +66,8 @@ def on_sample(model, solver, steps, spacing, eta, seed, batch, request: gr.Reque
     pipe, stop = zoo.load(model), STOPS.start(request)
     yield (gr.skip(), gr.skip(), f"sampling {req['n']} images with {solver}, {req['steps']} steps ...", gr.skip(),
            plots.schedule_figure(pipe.schedule, req["steps"], spacing))
-    run = lambda callback: pipe(callback=callback, **req)  # noqa: E731
-    render = lambda p: preview_image(pipe.schedule, p)  # noqa: E731
+    run = lambda callback: pipe(callback=callback, **req)
+    render = lambda p: preview_image(pipe.schedule, p)
     for kind, value, status in sample_updates(run, req["steps"], stop, render, "left: x_t, right: predicted x0_hat",
                                               PREVIEW_INTERVAL):
         if kind != "done":

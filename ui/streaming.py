@@ -92,7 +92,7 @@ def stream_sampling(run: Callable[[Callable], Any], interval: float = 0.3,
             state["result"] = run(callback)
         except Cancelled:
             state["stopped"] = True
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+        except BaseException as err:  # handed to the caller's thread
             state["error"] = err
         finally:
             fresh.set()

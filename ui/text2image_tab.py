@@ -2,7 +2,7 @@
 classifier-free guidance (a negative prompt may take the empty prompt's place). The preview
 decodes the denoiser's current guess x0_hat while the solver runs; the scene judge
 (zoo.data.scene_judge) reads every object back, frames it on the sample (green: asked for,
-red: not) and says whether the sample shows exactly what the prompt asks for; a sweep shows
+magenta: not) and says whether the sample shows exactly what the prompt asks for; a sweep shows
 the same seeds at growing w. Layout and wiring only; the work is in zoo.pipelines.text2image and
 zoo.data.scene_judge."""
 import functools
@@ -154,7 +154,7 @@ def _nrow(n: int) -> int:
 def framed(images, readings=None, spec=None, nrow=None) -> Image.Image:
     """uint8 (n, H, W, 3) -> the on-screen grid: each sample upscaled (nearest neighbour) on a
     grey frame, with the judge's box around every object it reads (green: one the prompt asks
-    for, red: not) when `readings` (read_objects per image) are given."""
+    for, magenta: not) when `readings` (read_objects per image) are given."""
     images = np.asarray(images)
     nrow = nrow or _nrow(len(images))
     k = max(1, SHOW_WIDTH // (nrow * images.shape[2]))
@@ -200,7 +200,7 @@ def judge_report(images, prompt: str) -> tuple:
         summary = (f" · judge: **{sum(ok)}/{len(ok)}** samples show exactly what the prompt asks for "
                    f"({spec.category.replace('_', ' ')})")
     details = (f"The prompt asks for: {asked}. What the judge (zoo.data.scene_judge) reads from each sample "
-               f"(framed green on the samples when asked for, red when not):\n\n" + "\n".join(lines))
+               f"(framed green on the samples when asked for, magenta when not):\n\n" + "\n".join(lines))
     return summary, details, readings, spec
 
 
@@ -237,8 +237,8 @@ def on_sample(model, prompt, guidance, solver, steps, spacing, seed, batch, nega
     pipe, stop = load_t2i(model, req["prompt"], req["negative_prompt"]), STOPS.start(request)
     yield gr.skip(), gr.skip(), f"sampling {req['n']} images with {req['solver']}, {req['steps']} steps ...", \
         gr.skip(), gr.skip()
-    run = lambda callback: pipe(callback=callback, **req)  # noqa: E731
-    render = lambda p: show(pipe.decode(p.x0_hat[:PREVIEW_IMAGES]))  # noqa: E731
+    run = lambda callback: pipe(callback=callback, **req)
+    render = lambda p: show(pipe.decode(p.x0_hat[:PREVIEW_IMAGES]))
     for kind, value, status in sample_updates(run, req["steps"], stop, render, "decoded x0_hat (the current guess)",
                                               PREVIEW_INTERVAL):
         if kind != "done":
@@ -263,7 +263,7 @@ def on_sweep(model, prompt, guidance, solver, steps, spacing, seed, batch, negat
     pipe, stop, n = load_t2i(model, req["prompt"], req["negative_prompt"]), STOPS.start(request), req["n"]
     checkable, rows = scene_judge.parse_prompt(req["prompt"]) is not None, []
     for w in SWEEP:
-        run = lambda cb, w=w: pipe(**{**req, "guidance": w, "callback": cb})  # noqa: E731
+        run = lambda cb, w=w: pipe(**{**req, "guidance": w, "callback": cb})
         for kind, out, status in sample_updates(run, req["steps"], stop, lambda p: None, f"w = {w:g}",
                                                 PREVIEW_INTERVAL):
             if kind == "stopped":

@@ -113,7 +113,7 @@ def on_source(source):
     radio replaces the slider and solver / spacing are disabled; other models get them back."""
     try:
         steps = student_steps(source)
-    except Exception:  # noqa: BLE001 - weights missing: Sample reports it; the controls stay as they are
+    except Exception:  # weights missing: Sample reports it; the controls stay as they are
         steps = ()
     if steps:
         return (gr.update(visible=False), gr.update(choices=list(steps), value=steps[0], visible=True),

@@ -93,7 +93,7 @@ def ode_nll(denoiser, x0: torch.Tensor, schedule, steps: int = 100, exact_trace=
     probes = None if exact else [
         (torch.randint(0, 2, x0.flatten(1).shape, generator=gen) * 2 - 1).to(x0.dtype)
         for _ in range(hutchinson_probes)]
-    f = lambda x, t: _velocity_and_divergence(denoiser, schedule, x, t, probes)  # noqa: E731
+    f = lambda x, t: _velocity_and_divergence(denoiser, schedule, x, t, probes)
     x, delta = x0.detach(), torch.zeros(x0.shape[0], dtype=torch.float64)
     for t, t_next in zip(ts[:-1], ts[1:]):
         h = t_next - t

@@ -52,7 +52,7 @@ class Coeffs:
         alpha, sigma = schedule.alpha_sigma(t64)
         d_alpha, d_sigma = schedule.derivatives(t64) if derivatives else (alpha * 0, sigma * 0)
         shape = (-1,) + (1,) * (like.dim() - 1)
-        cast = lambda v: v.to(like.dtype).reshape(shape)  # noqa: E731
+        cast = lambda v: v.to(like.dtype).reshape(shape)
         return cls(cast(alpha), cast(sigma), cast(d_alpha), cast(d_sigma), float(sigma_data))
 
 

@@ -130,7 +130,7 @@ def bounded(fn, seconds: float, what: str):
         _DEADLINE.set(deadline)
         try:
             result["value"] = fn()
-        except BaseException as err:  # noqa: BLE001 - handed to the caller's thread
+        except BaseException as err:  # handed to the caller's thread
             result["error"] = err
 
     worker = threading.Thread(target=contextvars.copy_context().run, args=(work,), daemon=True, name=f"hub: {what}")

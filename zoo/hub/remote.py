@@ -135,7 +135,7 @@ def metadata(repo_id: str, revision: str | None = None, seconds: float | None = 
         raise WeightsNotFound(f"{repo_id} is not in the local cache and HF_HUB_OFFLINE is set")
     try:
         return bounded(lambda: _metadata_call(repo_id, revision), seconds or BUDGET.metadata, f"metadata of {repo_id}")
-    except Exception as err:  # noqa: BLE001 - every failure becomes one readable HubError
+    except Exception as err:  # every failure becomes one readable HubError
         raise _hub_error(err, repo_id, revision) from err
 
 
@@ -238,7 +238,7 @@ def _download(meta: RepoMetadata, names: list, seconds: float, cache_dir=None) -
 
     try:
         paths = bounded(run, seconds, f"download of {meta.repo_id}")
-    except Exception as err:  # noqa: BLE001
+    except Exception as err:
         raise _hub_error(err, meta.repo_id, meta.revision) from err
     for name, path in zip(names, paths):
         expected = meta.files.get(name, FileMeta(None, None)).sha256

@@ -46,7 +46,7 @@ class Attention(nn.Module):
 
     def forward(self, x, context=None, mask=None):
         n, length, width = x.shape
-        split = lambda h: h.reshape(n, -1, self.heads, width // self.heads).transpose(1, 2)  # noqa: E731
+        split = lambda h: h.reshape(n, -1, self.heads, width // self.heads).transpose(1, 2)
         k, v = self.kv(x if context is None else context).chunk(2, dim=-1)
         mask = None if mask is None else mask[:, None, None, :]  # (n, 1, 1, L): True = attend
         out = F.scaled_dot_product_attention(split(self.q(x)), split(k), split(v), attn_mask=mask)

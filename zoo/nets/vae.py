@@ -41,7 +41,7 @@ class VAE(nn.Module):
     def __init__(self, config: "VAE.Config"):
         super().__init__()
         self.config = c = config
-        block = lambda a, b: ResBlock(a, b, 0, 0.0, c.groups)  # noqa: E731
+        block = lambda a, b: ResBlock(a, b, 0, 0.0, c.groups)
         enc = [nn.Conv2d(c.in_channels, c.channels[0], 3, padding=1)]
         for i, ch in enumerate(c.channels):
             enc.append(block(c.channels[max(i - 1, 0)], ch))

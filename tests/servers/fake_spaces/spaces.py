@@ -17,7 +17,7 @@ def _seconds(duration, args, kwargs):
     return duration(*args, **kwargs) if callable(duration) else duration
 
 
-def GPU(fn=None, duration=60):  # noqa: N802 - mirrors spaces.GPU
+def GPU(fn=None, duration=60):  # mirrors spaces.GPU
     if fn is None:
         return functools.partial(GPU, duration=duration)
     DECORATED.append((_name(fn), duration))
