@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from trainers.common import RunChanged
+from trainers.resume import RunChanged
 from zoo.diffusion import Denoiser, GaussianMixture, sample_info
 from zoo.diffusion import distill as dm
 from zoo.diffusion.metrics import sliced_wasserstein

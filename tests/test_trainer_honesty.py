@@ -14,7 +14,8 @@ from PIL import Image
 
 from servers.fixtures import online  # noqa: F401
 from servers.hub_server import start_fake_hub
-from trainers.common import RunChanged, public_command, public_path
+from trainers.common import public_command, public_path
+from trainers.resume import RunChanged
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARY = "hf_canary_Zq81vNl0teMustNeverLeak"
