@@ -163,9 +163,9 @@ def framed(images, readings=None, spec=None, nrow=None) -> Image.Image:
         tile = Image.fromarray(image).resize((image.shape[1] * k, image.shape[0] * k), resample=0)
         draw = ImageDraw.Draw(tile)
         for read in (readings[i] if readings is not None else []):
-            left, top, right, bottom = (v * k for v in read["box"])
-            draw.rectangle((left - 2, top - 2, right + 1, bottom + 1), outline=BOX[scene_judge.wanted(spec, read)],
-                           width=max(1, k // 3))
+            width, (left, top, right, bottom) = max(1, k // 3), (v * k for v in read["box"])
+            draw.rectangle((left - width, top - width, right + width - 1, bottom + width - 1),  # just outside it
+                           outline=BOX[scene_judge.wanted(spec, read)], width=width)
         tiles.append(np.asarray(tile))
     return grid_image(np.stack(tiles), nrow=nrow, pad=max(2, k * 2), fill=FRAME)
 

@@ -180,7 +180,7 @@ def read_object(image: np.ndarray, weight: np.ndarray, centres: tuple = CELL_CEN
     position = grid cell of the centre of its extent (not the centroid, which sits low in
     a triangle); size = its extent; shape = triangle when its top half holds much less
     than its bottom half, else square or circle by how much of its bounding box it fills
-    (1 vs pi/4); box = (left, top, right, bottom) of the extent, in pixels. `centres`:
+    (1 vs pi/4); box = (left, top, right, bottom) of the extent, in pixel edges. `centres`:
     the grid cells' centres along either axis."""
     mass = weight.sum()
     mean = (image.astype(np.float32) * weight[..., None]).sum(axis=(0, 1)) / mass
@@ -195,7 +195,8 @@ def read_object(image: np.ndarray, weight: np.ndarray, centres: tuple = CELL_CEN
     else:
         shape = "square" if mass / (width * height) > 0.9 else "circle"
     return {"shape": shape, "color": color, "size": size, "position": position,
-            "box": tuple(round(float(v), 2) for v in (left, top, right, bottom))}
+            # _span's quantiles sit at pixel centres: the box reaches half a pixel further, to the pixel edges
+            "box": tuple(round(float(v), 2) for v in (left - 0.5, top - 0.5, right + 0.5, bottom + 0.5))}
 
 
 def read_shape(image: np.ndarray) -> dict:
