@@ -130,3 +130,68 @@ def test_command_refuses_stochastic_solvers_before_any_work(tmp_path):
 
     with pytest.raises(ValueError, match="deterministic solvers"):
         optimize_steps.main([str(tmp_path), "--solvers", "ddpm"])
+
+
+def _seen_times(pipe, *args, **kw):
+    seen = []
+    pipe(*args, callback=lambda i, t, x, x0: seen.append(t), **kw)
+    return seen
+
+
+def test_a_class_conditional_model_is_searched_on_its_guided_ode_and_samples_with_the_times(tmp_path):
+    from test_conditional import tiny_unet
+
+    from trainers import optimize_steps
+    from zoo.pipelines.conditional import GuidedPipeline, load_pipeline
+
+    net = tiny_unet(3)
+    save_checkpoint(tmp_path / "cond", net, "unet", net.config, DiffusionConfig(parameterisation="v"))
+    pipe = load_pipeline(tmp_path / "cond")
+    model = optimize_steps.model_of(pipe)
+    assert model.conditioning["guidance"] == GuidedPipeline.DEFAULT_W and model.shape == (1, 8, 8)
+    x, t = torch.randn(6, 1, 8, 8), torch.full((6,), 0.5)
+    guided = pipe.guided_denoiser(torch.tensor([0, 1, 2, 0, 1, 2]), GuidedPipeline.DEFAULT_W, None, 0.0)
+    with torch.no_grad():  # one label per draw, in turn, and the tab's w
+        assert torch.equal(model.denoiser_for(6, 0)(x, t), guided(x, t))
+    assert optimize_steps.main([str(tmp_path / "cond"), "--solvers", "dpmpp_2m", "--steps", "3", "--draws", "4",
+                                "--iterations", "4", "--reference-steps", "8", "--guidance", "1.5"]) == 0
+    sampling = load_config(tmp_path / "cond")["sampling"]
+    assert sampling["optimized_info"]["guidance"] == 1.5
+    seen = _seen_times(load_pipeline(tmp_path / "cond"), [0, 2], steps=3, spacing="optimized", guidance=1.5)
+    assert seen == pytest.approx(sampling["optimized_times"]["dpmpp_2m"]["3"])
+
+
+def test_a_text_to_image_model_is_searched_with_fresh_captions_and_samples_with_the_times(tmp_path):
+    from test_text2image import tiny_dit, tiny_vae
+
+    from trainers import optimize_steps
+    from zoo import hub
+    from zoo.data.captioned import captioned
+    from zoo.diffusion.guidance import classifier_free_guidance
+    from zoo.pipelines.text2image import DEFAULT_W, load_pipeline
+
+    vae, dit = tiny_vae(), tiny_dit()
+    hub.save_checkpoint(tmp_path / "vae", vae, "vae", vae.config, {})
+    latent = {"vae": str(tmp_path / "vae"), "vae_sha256": hub.weights_sha256(tmp_path / "vae"), "scale": 2.0,
+              "shift": 0.1}
+    times = [0.999, 0.5, 0.05]
+    hub.save_checkpoint(tmp_path / "dit", dit, "dit", dit.config, DiffusionConfig(parameterisation="v"),
+                        extra={"latent": latent, "sampling": {"optimized_times": {"heun": {"3": times}}}})
+    pipe = load_pipeline(tmp_path / "dit", allow_local_vae=True)
+    model = optimize_steps.model_of(pipe, guidance=4.0)
+    assert model.conditioning["guidance"] == 4.0 and model.shape == pipe.latent_shape
+    assert optimize_steps.model_of(pipe).conditioning["guidance"] == DEFAULT_W
+    prompts = captioned(pipe.dataset).captions(3, 7)
+    exact = classifier_free_guidance(pipe.denoiser, 4.0, {"context": pipe.context(prompts)},
+                                     {"context": pipe.null_context("", 3)})
+    z, t = torch.randn(3, *pipe.latent_shape), torch.full((3,), 0.3)
+    with torch.no_grad():
+        assert torch.equal(model.denoiser_for(3, 7)(z, t), exact(z, t))
+    assert _seen_times(pipe, "a red circle", n=2, steps=3, solver="heun", spacing="optimized") == pytest.approx(times)
+
+
+def test_students_are_refused_a_search(tmp_path):
+    from trainers import optimize_steps
+
+    with pytest.raises(ValueError, match="optimized times are computed for"):
+        optimize_steps.model_of(object())

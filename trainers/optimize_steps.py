@@ -16,26 +16,58 @@ import json
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
-from zoo.diffusion.optimize_steps import STEP_COUNTS, OptimizeConfig, check_request, optimize_times
+import torch
+
+from zoo.data.captioned import captioned
+from zoo.diffusion.guidance import check_w
+from zoo.diffusion.optimize_steps import STEP_COUNTS, OptimizeConfig, check_request, default_draws, optimize_times
 from zoo.hub.checkpoint import CONFIG_NAME, is_checkpoint, load_config
 from zoo.hub.files import atomic_write_text
 
 DEFAULT_SOLVERS = ("dpmpp_3m", "dpmpp_2m", "heun", "euler", "ddim")
 
 
-def model_of(pipe):
-    """(denoiser, schedule, sample shape) of an unconditional pipeline; ValueError otherwise."""
+@dataclass
+class Model:
+    """What the search needs of a pipeline: a denoiser for n draws (seed picks their
+    conditions), its schedule, the sample shape, and how it was conditioned (for the record)."""
+
+    denoiser_for: Callable   # (n, seed) -> denoiser(x, t) for n draws
+    schedule: str
+    shape: tuple
+    conditioning: dict
+
+
+def model_of(pipe, guidance=None) -> Model:
+    """The searchable model of a pipeline; ValueError for one it cannot search. A guided
+    model is searched with classifier-free guidance at `guidance` (default: the w its tab
+    opens on), one condition per draw drawn as in training (labels 0-9 in turn; captions
+    of its data set), since the guided ODE is the one it is sampled with."""
+    from zoo.pipelines.conditional import GuidedPipeline
     from zoo.pipelines.pixels import PixelPipeline
+    from zoo.pipelines.text2image import DEFAULT_W, TextToImagePipeline
     from zoo.pipelines.toy2d import ToyPipeline
 
     if isinstance(pipe, ToyPipeline) and getattr(pipe, "distill", None) is None:
-        return pipe.denoiser, pipe.schedule, (2,)
+        return Model(lambda n, seed: pipe.denoiser, pipe.schedule, (2,), {})
+    if isinstance(pipe, GuidedPipeline) and not pipe.num_classes:
+        pipe = pipe.base
     if isinstance(pipe, PixelPipeline):
-        return pipe.denoiser, pipe.schedule, pipe.image_shape
-    raise ValueError(f"optimized times are computed for unconditional toy 2D and image models; "
-                     f"{type(pipe).__name__} is not one (conditional models need a condition per draw)")
+        return Model(lambda n, seed: pipe.denoiser, pipe.schedule, pipe.image_shape, {})
+    if isinstance(pipe, GuidedPipeline):
+        w = check_w(pipe.DEFAULT_W if guidance is None else guidance)
+        return Model(lambda n, seed: pipe.guided_denoiser(torch.arange(n) % pipe.num_classes, w, None, 0.0),
+                     pipe.schedule, pipe.image_shape, {"guidance": w, "conditions": "labels 0-9 in turn"})
+    if isinstance(pipe, TextToImagePipeline):
+        w, captions = check_w(DEFAULT_W if guidance is None else guidance), captioned(pipe.dataset).captions
+        return Model(lambda n, seed: pipe.guided_denoiser(captions(n, seed), w), pipe.schedule, pipe.latent_shape,
+                     {"guidance": w, "conditions": f"fresh {pipe.dataset} training captions"})
+    raise ValueError(f"optimized times are computed for toy 2D, image and text-to-image models; {type(pipe).__name__} "
+                     "is not one (a distilled student samples only on its own grid)")
 
 
 def resolve(model: str):
@@ -65,14 +97,14 @@ def target_folder(folder: Path, output) -> Path:
     return folder
 
 
-def store(folder: Path, results: list, config: OptimizeConfig) -> None:
+def store(folder: Path, results: list, config: OptimizeConfig, conditioning: dict = None) -> None:
     """Merge the results into config.json's sampling section, atomically (temp file + rename)."""
     data = load_config(folder)
     section = data.setdefault("sampling", {})
     times, info = section.setdefault("optimized_times", {}), section.setdefault("optimized_info", {})
     info.update(criterion="mean |x_few - x_ref| over noise draws, x_ref: DPM-Solver++(3M) "
                           f"{config.reference_steps} logsnr steps from the same noise",
-                draws=config.draws, holdout=config.holdout, iterations=config.iterations)
+                draws=config.draws, holdout=config.holdout, iterations=config.iterations, **(conditioning or {}))
     errors = info.setdefault("errors", {})
     for r in results:
         times.setdefault(r.solver, {})[str(r.steps)] = [round(v, 9) for v in r.times]
@@ -95,37 +127,43 @@ def parse_args(argv=None):
     ap.add_argument("--solvers", default=",".join(DEFAULT_SOLVERS), help="comma-separated deterministic solvers")
     ap.add_argument("--steps", type=_ints, default=STEP_COUNTS, help="comma-separated step counts")
     ap.add_argument("--draws", type=int, default=OptimizeConfig.draws)
+    ap.add_argument("--holdout", type=int, default=OptimizeConfig.holdout, help="fresh draws the result is reported on")
     ap.add_argument("--iterations", type=int, default=OptimizeConfig.iterations)
     ap.add_argument("--reference-steps", type=int, default=OptimizeConfig.reference_steps)
+    ap.add_argument("--guidance", type=float, default=None, help="guided models: the CFG weight w searched with "
+                    "(default: the w the model's tab opens on)")
     ap.add_argument("--output", default=None, help="write a copy of the checkpoint here (needed for Hub repos)")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     return ap.parse_args(argv)
 
 
 def main(argv=None) -> int:
-    import torch
-
     args = parse_args(argv)
     torch.set_num_threads(args.threads)
     solvers = tuple(s for s in args.solvers.split(",") if s)
     for solver in solvers:
         for steps in args.steps:
             check_request(solver, steps)
-    config = OptimizeConfig(draws=args.draws, iterations=args.iterations, reference_steps=args.reference_steps)
+    config = OptimizeConfig(draws=args.draws, holdout=args.holdout, iterations=args.iterations,
+                            reference_steps=args.reference_steps)
     pipe, folder = resolve(args.model)
     load_config(folder)  # this project's config.json (a diffusers repo has none to carry the times)
-    denoiser, schedule, shape = model_of(pipe)
+    model = model_of(pipe, args.guidance)
+    start = time.perf_counter()
+    draws = default_draws(model.denoiser_for, model.schedule, model.shape, config)
+    print(f"reference solutions of {config.draws} + {config.holdout} draws: {time.perf_counter() - start:.1f}s",
+          flush=True)
     results = []
     for solver in solvers:
         for steps in args.steps:
             start = time.perf_counter()
-            r = optimize_times(denoiser, schedule, solver, steps, shape, config)
+            r = optimize_times(None, model.schedule, solver, steps, model.shape, config, draws)
             best = min(r.fixed_errors, key=r.fixed_errors.get)
             print(f"{solver:9s} {steps:3d} steps: optimized {r.holdout_error:.3e} | best fixed {best} "
                   f"{r.fixed_errors[best]:.3e} | {time.perf_counter() - start:.1f}s", flush=True)
             results.append(r)
     out = target_folder(folder, args.output)
-    store(out, results, config)
+    store(out, results, config, model.conditioning)
     print(f"wrote {len(results)} schedules to {out.name}/{CONFIG_NAME}")
     return 0
 

@@ -123,20 +123,44 @@ def _nelder_mead(f, z0: torch.Tensor, iterations: int):
     return torch.from_numpy(res.x), float(res.fun), int(res.nfev)
 
 
+@dataclass
+class Draws:
+    """The noise draws of one criterion, with their reference solutions (computed once and
+    shared by every solver and step count of a run: they are most of a pixel model's cost)."""
+
+    denoiser: object      # denoiser(x, t) -> x0_hat for these draws (a guided model: their conditions bound)
+    x: torch.Tensor       # starting noise at t_max
+    ref: torch.Tensor     # the many-step solution from x
+
+
+def make_draws(denoiser, schedule, n: int, sample_shape: tuple, seed: int, config: OptimizeConfig) -> Draws:
+    x = starting_noise(schedule, n, sample_shape, seed, config.dtype)
+    return Draws(denoiser, x, reference(denoiser, schedule, x, config.reference_steps))
+
+
+def default_draws(denoiser_for, schedule, sample_shape: tuple, config: OptimizeConfig) -> tuple:
+    """(optimisation draws, held-out draws) of the config. denoiser_for(n, seed) gives the
+    denoiser for n draws: a guided model binds one condition per draw, chosen by the seed."""
+    held_seed = config.seed + 10**7
+    return (make_draws(denoiser_for(config.draws, config.seed), schedule, config.draws, sample_shape, config.seed,
+                       config),
+            make_draws(denoiser_for(config.holdout, held_seed), schedule, config.holdout, sample_shape, held_seed,
+                       config))
+
+
 def optimize_times(denoiser, schedule, solver: str, steps: int, sample_shape: tuple,
-                   config: OptimizeConfig = OptimizeConfig()) -> OptimizedTimes:
+                   config: OptimizeConfig = OptimizeConfig(), draws: tuple = None) -> OptimizedTimes:
     """The times for `solver` at `steps` steps minimising the mean distance to the reference
-    solution (module docstring), for a denoiser(x, t) -> x0_hat of samples of `sample_shape`."""
+    solution (module docstring), for a denoiser(x, t) -> x0_hat of samples of `sample_shape`;
+    `draws`: precomputed (optimisation, held-out) Draws (default_draws) to reuse across calls."""
     check_request(solver, steps)
     schedule = get_schedule(schedule)
-    x = starting_noise(schedule, config.draws, sample_shape, config.seed, config.dtype)
-    x_held = starting_noise(schedule, config.holdout, sample_shape, config.seed + 10**7, config.dtype)
-    ref, ref_held = (reference(denoiser, schedule, v, config.reference_steps) for v in (x, x_held))
+    train, held = draws or default_draws(lambda n, seed: denoiser, schedule, sample_shape, config)
 
-    def criterion(t, start=x, target=ref) -> float:
+    def criterion(t, on: Draws = train) -> float:
         if not bool((torch.as_tensor(t).diff() < 0).all()):  # extreme logits can merge times in float64
             return math.inf
-        err = path_error(solve(denoiser, schedule, solver, t, start), target)
+        err = path_error(solve(on.denoiser, schedule, solver, t, on.x), on.ref)
         return err if math.isfinite(err) else math.inf
 
     fixed = {sp: make_grid(schedule, steps, sp).t[:-1] for sp in FIXED_SPACINGS}
@@ -146,5 +170,4 @@ def optimize_times(denoiser, schedule, solver: str, steps: int, sample_shape: tu
                                          logits_from_times(schedule, fixed[best]), config.iterations)
     times = times_from_logits(schedule, z) if value < fixed_train[best] else fixed[best]
     return OptimizedTimes(solver, steps, tuple(float(v) for v in times), min(value, fixed_train[best]),
-                          criterion(times, x_held, ref_held),
-                          {sp: criterion(t, x_held, ref_held) for sp, t in fixed.items()}, evaluations)
+                          criterion(times, held), {sp: criterion(t, held) for sp, t in fixed.items()}, evaluations)

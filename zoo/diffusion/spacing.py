@@ -140,7 +140,9 @@ def make_grid(schedule, steps: int, spacing: str = "uniform", solver: Optional[s
     return grid_from_times(schedule, t)
 
 
-def _available(table: dict) -> str:
+def stored_summary(table: Optional[dict]) -> str:
+    """What a model stores, for messages: "dpmpp_2m at 5, 10 steps; heun at 5 steps" ("none")."""
+    table = table or {}
     return "; ".join(f"{solver} at {', '.join(str(k) for k in sorted(by_steps))} steps"
                      for solver, by_steps in sorted(table.items())) or "none"
 
@@ -151,7 +153,7 @@ def stored_times(optimized_times: Optional[dict], solver: Optional[str], steps: 
     found = table.get(solver, {}).get(steps)
     if found is None:
         raise ValueError(f"no optimized times for solver {solver!r} at {steps} steps in this model "
-                         f"(it has: {_available(table)}); choose one of those, another spacing, or compute "
+                         f"(it has: {stored_summary(table)}); choose one of those, another spacing, or compute "
                          "them with python -m trainers.optimize_steps MODEL")
     return torch.as_tensor(found, dtype=torch.float64)
 

@@ -60,6 +60,8 @@ class GuidedPipeline:
     """Labels in, guided samples out, over a PixelPipeline's denoiser. A class-conditional
     UNet takes both kinds of guidance; an unconditional one takes classifier guidance only."""
 
+    DEFAULT_W = 2.0  # the classifier-free guidance the Guidance tab opens on (and optimized times assume)
+
     def __init__(self, base: PixelPipeline, num_classes: int = 0):
         self.base, self.num_classes = base, num_classes
         self.description, self.card, self.image_shape = base.description, base.card, base.image_shape

@@ -26,12 +26,14 @@ import torch
 from zoo.pipelines.base import Pipeline
 from zoo.pipelines.conditional import GuidedOutput
 from zoo.diffusion import Denoiser, DiffusionConfig
+from zoo.diffusion.config import optimized_times_of
 from zoo.diffusion.guidance import check_interval, check_w, classifier_free_guidance
 from zoo.gpu import place
 from zoo.hub.validation import CheckpointError
 from zoo.pipelines.pixels import check_batch, from_uint8, to_uint8
 
 MAX_PROMPT_CHARS = 300  # a paragraph is a paste error; the token limit is checked too
+DEFAULT_W = 3.0  # the guidance a sample is drawn with unless told (the tab opens on it)
 
 
 @dataclass
@@ -120,19 +122,24 @@ class TextToImagePipeline(Pipeline):
                 return self.net.encode_text(None, n)
         return self.context(check_prompts(negative_prompt, 1) * n)
 
+    def guided_denoiser(self, prompts: list, guidance: float, negative_prompt: str = "", interval=None, d=None):
+        """CFG's D_w(z, t) for one prompt per sample (two model calls a step); `d` replaces the
+        model's denoiser (the counted one of a sampling run)."""
+        cond, null = self.context(prompts), self.null_context(negative_prompt, len(prompts))
+        return classifier_free_guidance(self.denoiser if d is None else d, guidance, {"context": cond},
+                                        {"context": null}, interval)
+
     def __call__(self, prompt, n: int = 4, steps: int = 20, solver: str = "dpmpp_2m", seed: int = 0,
-                 spacing: str = "logsnr", guidance: float = 3.0, interval=None, callback=None,
+                 spacing: str = "logsnr", guidance: float = DEFAULT_W, interval=None, callback=None,
                  negative_prompt: str = "", **options) -> TextOutput:
         prompts = check_prompts(prompt, check_batch(n))
         guidance, interval = check_w(guidance), check_interval(interval)
         if not isinstance(negative_prompt, str):
             raise ValueError(f"negative_prompt must be a string, got {type(negative_prompt).__name__}")
         place(self.denoiser, self.latent.vae)  # inside the GPU call on ZeroGPU (zoo.gpu), before encoding
-        cond = self.context(prompts)  # ValueError when a prompt has too many tokens
-        null = self.null_context(negative_prompt, n)
         out, passes = self.sample(
             (n, *self.latent_shape),
-            lambda net: classifier_free_guidance(net, guidance, {"context": cond}, {"context": null}, interval),
+            lambda net: self.guided_denoiser(prompts, guidance, negative_prompt, interval, net),
             extra=(self.latent.vae,), steps=steps, solver=solver, spacing=spacing, seed=seed, callback=callback,
             **options)
         typed = prompts + ([clean_prompt(negative_prompt)] if negative_prompt.strip() else [])
@@ -250,11 +257,13 @@ def load_pipeline(folder: Path, device: Optional[str] = None, allow_local_vae: b
         raise ValueError(f"the VAE makes {space.vae.config.latent_shape} latents, the DiT takes "
                          f"{(c.in_channels, c.input_size, c.input_size)}")
     steps = config.get("training", {}).get("steps", "?")
-    return TextToImagePipeline(
+    pipe = TextToImagePipeline(
         denoiser, space, (c.in_channels, c.input_size, c.input_size),
         f"DiT ({sum(p.numel() for p in net.parameters()) / 1e6:.1f}M parameters with its text encoder), "
         f"{d.parameterisation} objective, {d.schedule} schedule, {steps} training steps",
         config.get("eval", {}), dataset=_dataset(config))
+    pipe.optimized_times = optimized_times_of(config)
+    return pipe
 
 
 def _dataset(config: dict) -> str:
