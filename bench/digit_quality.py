@@ -162,7 +162,7 @@ def load_model(spec: str):
     return folder, load_pipeline(folder)
 
 
-def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50) -> dict:
+def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50, spacing: str = "logsnr") -> dict:
     """n samples as the app makes them (uint8, read back to [-1, 1]); sample i has seed i.
     A class-conditional model draws class i % 10 for sample i, with no guidance (w = 0)."""
     images, seconds, nfe = [], 0.0, 0
@@ -170,9 +170,10 @@ def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50) -> dict:
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
         if labels is None:
-            out = pipe.base(n=k, steps=steps, solver=solver, seed=start)
+            out = pipe.base(n=k, steps=steps, solver=solver, seed=start, spacing=spacing)
         else:
-            out = pipe(labels[start:start + k].tolist(), steps=steps, solver=solver, seed=start, guidance=0.0)
+            out = pipe(labels[start:start + k].tolist(), steps=steps, solver=solver, seed=start, guidance=0.0,
+                       spacing=spacing)
         images.append(out.images)
         seconds, nfe = seconds + out.seconds, out.nfe
     return {"x": from_uint8(np.concatenate(images)), "labels": labels, "seconds": seconds, "nfe": nfe}
@@ -204,6 +205,44 @@ def run(models, solvers, n: int, vlb: bool = True) -> dict:
                                                                    for m in models]}
     result["bench_seconds"] = round(time.perf_counter() - start, 1)
     return result
+
+
+REFERENCE_STEPS = ("dpmpp_2m", 50)  # issue 16: the 10-step confident share within 2 points of this one's
+
+
+def digit_frontier(spec: str, n: int) -> dict:
+    """The few-step frontier (bench/frontier.py) of one model, scored by the confident share,
+    and the many-step reference row."""
+    from bench import frontier
+
+    ref = Reference()
+    _, pipe = load_model(spec)
+
+    def measure(solver, steps, spacing):
+        s = draw(pipe, n, solver, steps, spacing=spacing)
+        return {"nfe": s["nfe"], "seconds": round(s["seconds"], 1), **ref.measure(s["x"], s["labels"])}
+
+    rows = frontier.measure_frontier(pipe.base, measure)
+    reference = {"solver": REFERENCE_STEPS[0], "steps": REFERENCE_STEPS[1], "spacing": "logsnr",
+                 **measure(*REFERENCE_STEPS, "logsnr")}
+    return {"model": spec, "samples": n, "rows": rows, "reference_row": reference, "reference": ref.summary()}
+
+
+def frontier_markdown(r: dict) -> str:
+    from bench import frontier
+
+    ref = r["reference_row"]
+    lines = [f"Few-step frontier of `{r['model']}`: {r['samples']} samples per row (sample i has seed i), share of "
+             f"confident digits (> {CONFIDENT}) by the digit classifier; real test digits: "
+             f"{pct(r['reference']['real_confident'])}. Bold: optimized beats the best fixed spacing.", ""]
+    lines += frontier.frontier_table(r["rows"], "confident", "confident (best fixed)")
+    ten = frontier.best_at(r["rows"], 10, "confident")
+    gap = 100 * (ref["confident"] - ten["confident"])
+    lines += ["", f"Reference: {ref['solver']} {ref['steps']} steps (logsnr) {pct(ref['confident'])} confident. "
+              f"Best at 10 steps: {ten['solver']} ({ten['spacing']}, NFE {ten['nfe']}) {pct(ten['confident'])}, "
+              f"{gap:.1f} points below (issue 16's target: within 2 points): "
+              f"{'met' if gap <= 2 else 'NOT met'}."]
+    return "\n".join(lines) + "\n"
 
 
 def pct(v: float) -> str:
@@ -319,10 +358,16 @@ def main():
     ap.add_argument("--no-vlb", action="store_true", help="skip the variational bound")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--report", default="digit_quality", help="bench/out/REPORT.md and .json")
+    ap.add_argument("--frontier", action="store_true", help="the few-step frontier of the first model instead "
+                    "(bench/out/digit_frontier.md)")
     ap.add_argument("--update-card", action="store_true", help="write the numbers into the bundled weights' folders")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     models = args.model or ["mnist", "mnist-cond"]
+    if args.frontier:
+        r = digit_frontier(models[0], args.n)
+        write_report("digit_frontier", r, frontier_markdown(r))
+        return
     if args.update_card and (HEADLINE not in args.solvers or args.n != 500):
         ap.error(f"--update-card needs the headline setting {HEADLINE} and --n 500")
     r = run(models, args.solvers, args.n, vlb=not args.no_vlb)

@@ -22,7 +22,7 @@ from pathlib import Path
 import zoo
 from bench.report import write_report
 from zoo.data import scene_judge, scenes
-from zoo.diffusion.solvers import SOLVERS
+from zoo.diffusion.solvers import SOLVERS, nfe_per_step
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,6 +73,30 @@ def run(per_category: int) -> dict:
     return result
 
 
+def text_frontier(per_category: int) -> dict:
+    """The few-step frontier (bench/frontier.py) of the scene model at w = 3 on seen prompts,
+    scored by the GenEval-style overall share."""
+    from bench import frontier
+
+    prompts = {"seen": scenes.benchmark_prompts("seen", per_category)}
+    pipe = zoo.load(MODEL)
+
+    def score(solver, steps, spacing):
+        m = measure(pipe, prompts, guidance=SOLVER_W, solver=solver, steps=steps, spacing=spacing)
+        return {"nfe": nfe_per_step(solver, steps), **m["seen"], "ms_per_image": m["ms_per_image"]}
+
+    return {"model": MODEL, "per_category": per_category, "rows": frontier.measure_frontier(pipe, score)}
+
+
+def frontier_markdown(r: dict) -> str:
+    from bench import frontier
+
+    lines = [f"Few-step frontier of `{r['model']}` at w = {SOLVER_W:g}: {r['per_category']} seen prompts per category, "
+             "one sample each; GenEval-style overall share (the mean of the six categories). Bold: optimized beats "
+             "the best fixed spacing.", ""]
+    return "\n".join(lines + frontier.frontier_table(r["rows"], "overall", "overall (best fixed)", "{:.2f}")) + "\n"
+
+
 def _cells(m: dict, split: str) -> list:
     return [f"{m[split][c]:.2f}" if c in m.get(split, {}) else "–" for c in COLUMNS]
 
@@ -112,9 +136,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-category", type=int, default=50, help="prompts per category and split")
     ap.add_argument("--update-card", action="store_true", help=f"write the numbers into weights/{MODEL}")
+    ap.add_argument("--frontier", action="store_true", help="the few-step frontier instead "
+                    "(bench/out/text2image_frontier.md)")
     args = ap.parse_args()
     if args.per_category < 5:
         ap.error("--per-category must be at least 5")
+    if args.frontier:
+        r = text_frontier(args.per_category)
+        write_report("text2image_frontier", r, frontier_markdown(r))
+        return
     r = run(args.per_category)
     text = markdown(r)
     write_report("text2image", r, text)

@@ -13,6 +13,7 @@ from zoo import hub
 from zoo.diffusion import DiffusionConfig
 from zoo.nets.unet import UNet
 
+OPTIMIZED = {"dpmpp_2m": {"4": [0.999, 0.6, 0.3, 0.05]}}
 ARGS = dict(model="mnist", solver="dpmpp_2m", steps=30, spacing="logsnr", eta=0.0, seed=5, batch=4)
 
 
@@ -23,7 +24,7 @@ def client(tmp_path_factory):
     config = UNet.Config(base_channels=8, channel_mults=(1, 2), num_res_blocks=1, attn_resolutions=())
     hub.save_checkpoint(folder, UNet(config), "unet", config,
                         DiffusionConfig(schedule="vp-cosine", parameterisation="v"),
-                        card=hub.CardInfo(title="tiny mnist"))
+                        card=hub.CardInfo(title="tiny mnist"), extra={"sampling": {"optimized_times": OPTIMIZED}})
     with app_client({"mnist": folder}, "ui.pixels_tab") as client:
         yield client
 
@@ -47,6 +48,23 @@ def test_model_info_and_missing_cifar_weights(client):
     assert "Weights not available" in text and "python -m trainers.pixels --dataset cifar10" in text
     status = client.predict(*{**ARGS, "model": "cifar10"}.values(), api_name="/pixels_sample")[2]
     assert status.startswith("⚠") and "trainers.pixels" in status
+
+
+def test_the_model_line_names_the_stored_optimized_times_and_the_tab_samples_with_them(client):
+    assert "spacing `optimized` stored for dpmpp_2m at 4 steps" in client.predict("mnist", api_name="/pixels_info")
+    status = client.predict(*{**ARGS, "steps": 4, "spacing": "optimized"}.values(), api_name="/pixels_sample")[2]
+    assert "NFE **4**" in status and "(optimized)" in status
+    status = client.predict(*{**ARGS, "steps": 5, "spacing": "optimized"}.values(), api_name="/pixels_sample")[2]
+    assert status.startswith("⚠") and "no optimized times" in status and "it has: dpmpp_2m at 4 steps" in status
+
+
+def test_choosing_a_model_sets_the_sampler_to_its_entry_defaults():
+    from ui.image_widgets import sampler_defaults
+    from zoo import registry
+
+    entry = registry.get_entry("mnist")
+    assert [u["value"] for u in sampler_defaults("mnist")] == [entry.solver, entry.steps, entry.spacing]
+    assert all("value" not in u for u in sampler_defaults(""))  # nothing chosen: the inputs stay
 
 
 @pytest.mark.parametrize("change, message", [

@@ -12,8 +12,8 @@ import zoo
 from ui import inputs, plots, serving
 from ui.errors import USER_ERRORS, as_float, as_int, as_number, friendly
 from ui.guidance_toy import build_exact_section
-from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen, preview_image,
-                              sampler_controls, save_png, upscaled)
+from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen, optimized_note,
+                              preview_image, sampler_controls, sampler_defaults, save_png, upscaled)
 from ui.opened import Target
 from ui.tab_parts import TabParts
 from ui.streaming import STOPS, sample_updates
@@ -68,7 +68,7 @@ def model_info(model, classifier):
     pipe = load_guided(model)
     kind = (f"class-conditional ({pipe.num_classes} classes): both kinds of guidance" if pipe.num_classes else
             "unconditional: classifier guidance only (set w to 0 and pick a classifier)")
-    text = f"**{model}** ({registry.source(model)}): {pipe.description} · {kind}"
+    text = f"**{model}** ({registry.source(model)}): {pipe.description} · {kind}{optimized_note(pipe)}"
     ev = pipe.card
     if "accuracy_w0" in ev:  # measured by bench/guidance.py
         text += (f" · an independent digit classifier calls {ev['accuracy_w0']:.1%} of its samples the requested class "
@@ -221,11 +221,12 @@ def build_guidance_tab():
             digits = inputs.CheckboxGroup(CLASSES, value=CLASSES, label="classes (one row each)", elem_id="gd-classes")
             per_class = inputs.Slider(1, MAX_BATCH // len(CLASSES), value=6, step=1, label="samples per class",
                                       elem_id="gd-per-class")
-            guidance = inputs.Slider(*W_RANGE, value=2.0, step=0.25, label="classifier-free guidance w",
-                                     elem_id="gd-w")
+            guidance = inputs.Slider(*W_RANGE, value=GuidedPipeline.DEFAULT_W, step=0.25,
+                                     label="classifier-free guidance w", elem_id="gd-w")
             scale = inputs.Slider(*SCALE_RANGE, value=0.0, step=0.5, interactive=False,
                                   label="classifier guidance scale s", elem_id="gd-scale")
-            solver, steps, spacing = sampler_controls("gd")
+            first = registry.lookup(models[0])  # the entry's measured defaults (model.change resets them)
+            solver, steps, spacing = sampler_controls("gd", first.solver, first.steps, first.spacing)
             seed = inputs.Number(0, precision=0, label="seed", elem_id="gd-seed")
             with gr.Accordion("classifier-free guidance only in an interval of t (Kynkaanniemi et al. 2024)",
                               open=False):
@@ -251,5 +252,6 @@ def build_guidance_tab():
     for box in (model, classifier):
         box.change(model_info, [model, classifier], info, api_name="guidance_info" if box is model else False)
         box.change(controls_for, [model, classifier], [guidance, scale], api_name=False)
+    model.change(sampler_defaults, model, [solver, steps, spacing], api_name=False, queue=False)
     return TabParts(targets=[Target(model, models, GUIDED_TASKS), Target(classifier, classifiers, ("classifier",))],
                     on_load=[(model_info, [model, classifier], info)])

@@ -10,12 +10,14 @@ import gradio as gr
 import numpy as np
 from PIL import Image
 
+from zoo import registry
 from zoo.checks import check_choice
 from ui import inputs
 from ui.errors import as_int
 from ui.serving import CACHE_AGE
 from zoo.diffusion import SOLVERS, SPACINGS
 from zoo.diffusion.solvers import ETA_RANGE, RECORDS
+from zoo.diffusion.spacing import stored_summary
 from zoo.pipelines.pixels import grid_image, png_with_parameters, progress_images
 
 MAX_UI_STEPS = 1000
@@ -57,6 +59,22 @@ def sampler_controls(prefix: str, solver: str = "dpmpp_2m", steps: int = 20, spa
     return (inputs.Dropdown(sorted(SOLVERS), value=solver, label="solver", elem_id=f"{prefix}-solver"),
             inputs.Slider(1, MAX_UI_STEPS, value=steps, step=1, label="steps", elem_id=f"{prefix}-steps"),
             inputs.Dropdown(sorted(SPACINGS), value=spacing, label="step spacing", elem_id=f"{prefix}-spacing"))
+
+
+def sampler_defaults(name):
+    """Updates of the solver, steps and spacing inputs to a zoo entry's measured defaults
+    (registry.ZooEntry: a bundled model's come from its benchmarks, e.g. optimized times)."""
+    try:
+        entry = registry.lookup(name)
+    except ValueError:  # no model chosen, or a name the model line explains: leave the inputs alone
+        return gr.update(), gr.update(), gr.update()
+    return gr.update(value=entry.solver), gr.update(value=entry.steps), gr.update(value=entry.spacing)
+
+
+def optimized_note(pipe) -> str:
+    """The model line's note of the optimized step times its checkpoint stores (or nothing)."""
+    table = getattr(pipe, "optimized_times", None) or getattr(getattr(pipe, "base", None), "optimized_times", None)
+    return f" · spacing `optimized` stored for {stored_summary(table)}" if table else ""
 
 
 def check_sampler(solver, steps, spacing) -> int:

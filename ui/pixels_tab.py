@@ -9,7 +9,8 @@ import zoo
 from ui import inputs, plots, serving
 from ui.errors import as_int, friendly
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, eta_control, eta_update, image_outputs, on_screen,
-                              preview_image, sampler_controls, save_png, solver_options, upscaled)
+                              optimized_note, preview_image, sampler_controls, sampler_defaults, save_png,
+                              solver_options, upscaled)
 from ui.opened import Target
 from ui.tab_parts import TabParts
 from ui.streaming import STOPS, sample_updates
@@ -41,7 +42,7 @@ def model_info(name):
         numbers = (f" · variational bound on real test digits **{ev['vlb_bits_per_dim_test']:.3f} bits/dim**"
                    f" · {ev['confident_digits']:.0%} of samples classified as a digit with confidence > 0.9 "
                    f"({ev['confident_solver']})")
-    return f"**{name}** ({where}): {pipe.description}{numbers}"
+    return f"**{name}** ({where}): {pipe.description}{numbers}{optimized_note(pipe)}"
 
 
 def _check(model, solver, steps, spacing, eta, seed, batch) -> dict:
@@ -91,7 +92,8 @@ def build_pixels_tab():
         with gr.Column(scale=1, min_width=280):
             model = inputs.Dropdown(models, value=models[0], label="model", elem_id="px-model")
             info = gr.Markdown("", elem_id="px-info")
-            solver, steps, spacing = sampler_controls("px")
+            first = registry.lookup(models[0])  # the entry's measured defaults (model.change resets them)
+            solver, steps, spacing = sampler_controls("px", first.solver, first.steps, first.spacing)
             eta = eta_control("px")
             seed = inputs.Number(0, precision=0, label="seed", elem_id="px-seed")
             batch = inputs.Slider(1, MAX_BATCH, value=16, step=1, label="batch size", elem_id="px-batch")
@@ -108,4 +110,5 @@ def build_pixels_tab():
     stop_btn.click(STOPS.request, None, None, queue=False, api_name="pixels_stop")
     solver.change(eta_update, solver, eta, api_name=False, queue=False)
     model.change(model_info, model, info, api_name="pixels_info")
+    model.change(sampler_defaults, model, [solver, steps, spacing], api_name=False, queue=False)
     return TabParts(targets=[Target(model, models, TASKS)], on_load=[(model_info, [model], info)])

@@ -19,7 +19,7 @@ from ui.opened import Target
 from ui.tab_parts import TabParts
 from ui.errors import as_int, as_number, friendly
 from ui.image_widgets import (PREVIEW_IMAGES, PREVIEW_INTERVAL, check_sampler, image_outputs, on_screen,
-                              sampler_controls, save_png)
+                              optimized_note, sampler_controls, sampler_defaults, save_png)
 from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.data import scene_judge, scenes, shapes
@@ -27,7 +27,7 @@ from zoo.data.captioned import captioned
 from zoo.diffusion.guidance import W_RANGE, check_w
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
 from zoo.pipelines.pixels import MAX_BATCH, grid_image
-from zoo.pipelines.text2image import MAX_PROMPT_CHARS, check_prompts
+from zoo.pipelines.text2image import DEFAULT_W, MAX_PROMPT_CHARS, check_prompts
 
 SWEEP = (0.0, 1.0, 3.0, 6.0)
 SWEEP_IMAGES = 8  # seeds per sweep row at most: four rows of sampling must stay quick on a CPU
@@ -124,7 +124,7 @@ def model_info(model):
             text += f"after the VAE: `{registry.get_entry(vae).train_command}`\n\n"
         return text + "or run the app online."
     pipe = load_t2i(model)
-    return f"**{model}** ({where}): {pipe.description}{_numbers(pipe)}"
+    return f"**{model}** ({where}): {pipe.description}{_numbers(pipe)}{optimized_note(pipe)}"
 
 
 @friendly
@@ -300,7 +300,7 @@ def _controls(models: list) -> dict:
     c = {"model": inputs.Dropdown(models, value=models[0] if models else None, label="model", elem_id="t2i-model")}
     c["info"] = gr.Markdown("", elem_id="t2i-info")
     c["prompt"], c["negative"] = _prompt_box(c["model"])
-    c["guidance"] = inputs.Slider(*W_RANGE, value=3.0, step=0.25, label="guidance w",
+    c["guidance"] = inputs.Slider(*W_RANGE, value=DEFAULT_W, step=0.25, label="guidance w",
                               info="w = 0: no guidance; w = -1: ignore the prompt; SD's guidance scale = 1 + w",
                               elem_id="t2i-w")
     entry = registry.get_entry(models[0]) if models else None  # the entry's measured best defaults
@@ -337,5 +337,7 @@ def build_text2image_tab():
     c["sweep"].click(on_sweep, values, [sweep_plot, sweep_status], api_name="t2i_sweep", **serving.heavy(len(values)))
     c["stop"].click(STOPS.request, None, None, queue=False, api_name="t2i_stop")
     c["model"].change(model_info, c["model"], c["info"], api_name="t2i_info")
+    c["model"].change(sampler_defaults, c["model"], [c["solver"], c["steps"], c["spacing"]], api_name=False,
+                      queue=False)
     return TabParts(targets=[Target(c["model"], text2image_models(), TASKS)],
                     on_load=[(model_info, [c["model"]], c["info"])])
