@@ -232,12 +232,13 @@ def test_progressive_rounds_halve_the_steps_and_chain_their_teachers(tmp_path):
 
 
 @pytest.mark.parametrize("teacher, method, why", [
-    ("mnist", "progressive", "unconditional model; this teacher must be a toy2d model"),
-    ("mnist-cond", "consistency", "not supported"),
-    ("toy-gmm", "reflow", "needs a flow-schedule teacher"),
+    ("mnist", "progressive", "unconditional model; this teacher must be a toy2d or a class-conditional model"),
+    ("scenes-t2i", "consistency", "text-to-image models are not supported"),
+    ("toy-gmm", "reflow", "needs a toy 2D flow-schedule teacher"),
+    ("mnist-cond", "reflow", "needs a toy 2D flow-schedule teacher"),
 ])
 def test_unsupported_teachers_are_refused_with_the_reason(teacher, method, why):
-    from trainers.distill import TeacherRefused, load_teacher
+    from trainers.distill_teachers import TeacherRefused, load_teacher
 
     with pytest.raises(TeacherRefused, match=why):
         load_teacher(teacher, method)
@@ -254,3 +255,68 @@ def test_the_toy_tab_offers_a_student_only_its_distilled_steps():
     assert "distilled for [2] step(s) only; got steps=3" in numbers
     numbers = on_sample("toy-gmm-pd2", "moons", "vp-cosine", None, "heun", 20, "logsnr", 0, 200, 0.0, 2)[2]
     assert "NFE **2**" in numbers and "mean path curvature" in numbers
+
+
+# ----------------------------------------------------------------------------- guided image teachers
+
+
+def test_a_guided_students_w_input_starts_at_zero_so_it_starts_as_its_teacher():
+    from trainers.distill_teachers import load_teacher
+
+    teacher = load_teacher("mnist-cond", "consistency", guidance=(0.0, 4.0))
+    student = teacher.student_net().eval()
+    assert student.config.guidance_input and not teacher.net.config.guidance_input
+    x, t, y = torch.randn(3, 1, 28, 28), torch.tensor([0.9, 0.5, 0.1]), torch.tensor([1, 5, 9])
+    with torch.no_grad():
+        for w in (0.0, 3.5):
+            assert torch.equal(student(x, t, y=y, w=torch.full((3,), w)), teacher.net(x, t, y=y))
+    with pytest.raises(TypeError, match="pass w"):
+        student(x, t, y=y)
+
+
+def test_per_sample_guidance_is_cfg_at_each_samples_w():
+    from zoo.diffusion.guidance import classifier_free_guidance, per_sample_guidance
+
+    torch.manual_seed(0)
+    a, b = torch.randn(2, 3), torch.randn(2, 3)
+
+    def d(x, t, y=None):
+        return x * (a if y is not None else b)
+
+    x, w = torch.randn(2, 3), torch.tensor([0.0, 2.5])
+    got = per_sample_guidance(d, w, {"y": 1}, {})(x, 0.5)
+    for i, wi in enumerate(w.tolist()):
+        assert torch.allclose(got[i], classifier_free_guidance(d, wi, {"y": 1}, {})(x, 0.5)[i])
+
+
+def test_a_guided_teacher_gives_progressive_students_with_w_as_input_over_two_rounds(tmp_path):
+    from trainers.distill import main
+    from zoo.pipelines.conditional import load_pipeline as load_guided
+
+    main(["--teacher", "mnist-cond", "--method", "progressive", "--teacher-steps", "4", "--rounds", "2",
+          "--guidance-range", "0,3", "--steps", "2", "--batch-size", "4", "--ckpt-every", "2", "--lr-decay", "none",
+          "--out", str(tmp_path), "--release", str(tmp_path / "pd{steps}"), "--release-steps", "1"])
+    net, config = load_checkpoint(tmp_path / "pd1")
+    d = config["distill"]
+    assert (d["guidance_input"], d["guidance_min"], d["guidance_max"], d["steps"], d["rounds"]) == (True, 0, 3, [1], 2)
+    assert net.config.guidance_input and net.config.num_classes == 10
+    assert "w in [0, 3]" in (tmp_path / "pd1" / "README.md").read_text()
+    pipe = load_guided(tmp_path / "pd1")
+    out = pipe([3, 7], steps=1, guidance=2.0, seed=0)
+    assert out.images.shape == (2, 28, 28, 1) and out.nfe == 1 and out.network_calls == 1
+    with pytest.raises(ValueError, match=r"distilled for \[1\] step\(s\) only; got steps=2"):
+        pipe([3], steps=2)
+    with pytest.raises(ValueError, match=r"distilled for guidance w in \[0, 3\]; got w = 5"):
+        pipe([3], steps=1, guidance=5.0)
+    with pytest.raises(ValueError, match="classifier guidance and a guidance interval do not apply"):
+        pipe([3], steps=1, interval=(0.1, 0.9))
+
+
+def test_a_bad_guidance_range_is_refused_before_any_work(tmp_path):
+    from trainers.distill import main
+
+    with pytest.raises(SystemExit, match="low <= high"):
+        main(["--teacher", "mnist-cond", "--method", "consistency", "--guidance-range", "3,1", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit, match="must be in"):
+        main(["--teacher", "mnist-cond", "--method", "consistency", "--guidance-range", "0,99", "--out",
+              str(tmp_path)])

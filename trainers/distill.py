@@ -1,9 +1,11 @@
-"""Distil a toy 2D zoo teacher into a few-step student; writes Hub-shaped checkpoint folders.
+"""Distil a zoo teacher into a few-step student; writes Hub-shaped checkpoint folders.
 
     python -m trainers.distill --teacher toy-gmm --method progressive --teacher-steps 64 --rounds 6 \\
         --release 'weights/toy2d/gmm-pd{steps}' --release-steps 1,2,4
     python -m trainers.distill --teacher toy-moons --method consistency --release weights/toy2d/moons-cd
     python -m trainers.distill --teacher USER/toy2d-moons-flow --method reflow --push-to-hub USER/moons-reflow
+    python -m trainers.distill --teacher mnist-cond --method consistency --guidance-range 0,4 --sample-steps 1,4 \
+        --release weights/mnist-cond-cd
 
 Methods (the math is zoo.diffusion.distill):
   progressive  Salimans & Ho 2022: each round halves the steps (teacher-steps / 2 ** round); the
@@ -15,19 +17,22 @@ Methods (the math is zoo.diffusion.distill):
   reflow       Liu et al. 2022: couplings (noise, the teacher's ODE solution from it) retrain a
                rectified flow from the teacher's weights (flow-schedule teachers only).
 
-The teacher is a registry name or a Hub repo id of a toy 2D model (trained, not distilled);
-other kinds are refused. --resume refuses a different teacher or method (the shared loop's
-run-flag check, before anything loads). All shared-loop flags apply (EMA, --push-to-hub, ...).
+The teacher is a registry name or a Hub repo id of a toy 2D model or a class-conditional
+UNet (trained, not distilled); other kinds are refused. A class-conditional teacher is
+distilled with classifier-free guidance: each sample's w is drawn from --guidance-range and
+is an input of the student (Meng et al. 2023; trainers/distill_teachers.py). --resume refuses
+a different teacher or method (the shared loop's run-flag check, before anything loads). All
+shared-loop flags apply (EMA, --push-to-hub, ...).
 """
 import argparse
-import copy
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from trainers.common import Release, add_loop_args, command_line, loop_config, public_path, train
-from zoo import registry
+from trainers.distill_teachers import Teacher, TeacherRefused, check_guidance_range, load_teacher
 from zoo.data.toy2d import toy_density_image
 from zoo.diffusion import DiffusionConfig, sample_info
 from zoo.diffusion import distill as dm
@@ -36,13 +41,10 @@ from zoo.hub import CardInfo
 STUDENT_PARAM = {"progressive": "v", "consistency": "edm"}  # v: stable at 1-2 steps (Salimans & Ho, Sec. 4)
 
 
-class TeacherRefused(ValueError):
-    """A teacher this trainer cannot distil, with the reason."""
-
-
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--teacher", required=True, help="registry name or Hub repo id of a toy 2D model")
+    ap.add_argument("--teacher", required=True, help="registry name or Hub repo id of a toy 2D model or a "
+                    "class-conditional UNet")
     ap.add_argument("--method", choices=dm.DISTILL_METHODS, required=True)
     ap.add_argument("--teacher-steps", type=int, default=64, help="progressive: the teacher's DDIM steps")
     ap.add_argument("--rounds", type=int, default=6, help="progressive: halvings (student steps = teacher / 2^r)")
@@ -51,6 +53,8 @@ def parse_args(argv=None):
     ap.add_argument("--intervals", type=int, default=64, help="consistency: N time intervals")
     ap.add_argument("--target-decay", type=float, default=0.95, help="consistency: EMA rate of the target net")
     ap.add_argument("--sample-steps", default="1,2,4", help="consistency: the step counts the student supports")
+    ap.add_argument("--guidance-range", default="0,4", help="guided teachers: the w range the student learns "
+                    "(low,high; w is drawn uniformly per sample and becomes the student's input)")
     ap.add_argument("--couplings", type=int, default=40_000, help="reflow: (noise, sample) pairs")
     ap.add_argument("--coupling-steps", type=int, default=64, help="reflow: teacher Heun steps per coupling")
     add_loop_args(ap, steps=3000, batch_size=512, lr=1e-3, lr_decay="cosine", ema_decay=0.995, ckpt_every=1000,
@@ -58,47 +62,19 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
+def _floats(text: str) -> tuple:
+    try:
+        lo, hi = (float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--guidance-range must be two numbers low,high, got {text!r}") from None
+    return lo, hi
+
+
 def _ints(text: str) -> tuple:
     try:
         return tuple(sorted({int(v) for v in text.split(",") if v.strip()}))
     except ValueError:
         raise SystemExit(f"expected comma-separated integers, got {text!r}") from None
-
-
-# ----------------------------------------------------------------------------- the teacher
-
-
-def load_teacher(name: str, method: str, folder=None):
-    """The teacher's pipeline: a toy 2D model of the zoo (registry name or Hub repo id), or
-    (later progressive rounds) the previous round's release folder. Refused: other kinds,
-    students (distil the original teacher), reflow without a flow schedule."""
-    from zoo.pipelines.toy2d import load_pipeline
-
-    if folder is not None:
-        return load_pipeline(Path(folder))
-    try:
-        registry.entry_for(name, ("toy2d",), "teacher")
-    except ValueError as err:
-        raise TeacherRefused(f"--teacher {name}: {err}. trainers.distill distils toy 2D models (an MLP on a 2D point "
-                             "cloud); image models (mnist, mnist-cond's guided UNet, cifar10, shapes-t2i) are not "
-                             "supported on this build.") from None
-    pipe = registry.load(name)
-    if pipe.distill is not None:
-        raise TeacherRefused(f"--teacher {name} is itself a {pipe.distill.method} student; distil its teacher "
-                             f"{pipe.distill.teacher} instead")
-    if method == "reflow" and pipe.schedule != "flow":
-        raise TeacherRefused(f"--method reflow needs a flow-schedule teacher (rectified flow); {name} uses the "
-                             f"{pipe.schedule} schedule. Train one with: python -m trainers.toy2d --objective flow "
-                             "--schedule flow")
-    return pipe
-
-
-def student_net(teacher) -> torch.nn.Module:
-    """The student starts from the teacher's weights (Salimans & Ho 2022; Song et al. 2023; Liu et al. 2022)."""
-    net = copy.deepcopy(teacher.denoiser.net).float().train()
-    for p in net.parameters():
-        p.requires_grad_(True)
-    return net
 
 
 # ----------------------------------------------------------------------------- rounds
@@ -175,20 +151,15 @@ class WithParams(torch.nn.Module):
         return torch.func.functional_call(self.inner[0], self.values, (x, t), cond)
 
 
-def toy_batches(dataset: str, batch_size: int):
-    from zoo.pipelines.toy2d import ToyTrainConfig, toy_batch
-
-    return toy_batch(ToyTrainConfig(dataset=dataset, batch_size=batch_size))
-
-
-def progressive_objective(args, rnd: Round, teacher, diffusion):
+def progressive_objective(args, rnd: Round, teacher: Teacher, diffusion):
     sch, steps = diffusion.schedule, rnd.steps[0]
 
-    def loss(model, x0):
-        student = diffusion.denoiser(model)
-        return dm.progressive_loss(student, teacher.denoiser, x0, steps, sch)
+    def loss(model, batch):
+        x0, cond = batch
+        goal, student = teacher.bind(diffusion.denoiser(model), cond)
+        return dm.progressive_loss(student, goal, x0, steps, sch)
 
-    return loss, toy_batches(teacher.dataset, args.batch_size), None
+    return loss, teacher.batches(args.batch_size), None
 
 
 def consistency_objective(args, rnd: Round, teacher, diffusion):
@@ -198,13 +169,16 @@ def consistency_objective(args, rnd: Round, teacher, diffusion):
         holder["opt"] = TargetEMA(params, args.target_decay, lr=args.lr, weight_decay=0.0)
         return holder["opt"]
 
-    def loss(model, x0):
+    def loss(model, batch):
+        x0, cond = batch
         f = dm.ConsistencyFunction(model, sch, diffusion.sigma_data)
         f_target = dm.ConsistencyFunction(WithParams(model, holder["opt"].target_params(model)), sch,
                                           diffusion.sigma_data)
-        return dm.consistency_loss(f, f_target, teacher.denoiser, x0, times, sch)
+        goal, f = teacher.bind(f, cond)
+        _, f_target = teacher.bind(f_target, cond)
+        return dm.consistency_loss(f, f_target, goal, x0, times, sch)
 
-    return loss, toy_batches(teacher.dataset, args.batch_size), optimizer
+    return loss, teacher.batches(args.batch_size), optimizer
 
 
 def reflow_couplings(teacher, n: int, steps: int, seed: int):
@@ -246,53 +220,71 @@ def student_diffusion(method: str, teacher) -> DiffusionConfig:
     return DiffusionConfig(schedule=teacher.schedule, parameterisation=param, sigma_data=d.sigma_data)
 
 
-def distill_section(args, rnd: Round) -> dm.DistillConfig:
+def distill_section(args, rnd: Round, teacher: Teacher) -> dm.DistillConfig:
     first = {"progressive": args.teacher_steps, "consistency": args.intervals, "reflow": args.coupling_steps}
+    lo, hi = teacher.guidance or (0.0, 0.0)
     return dm.DistillConfig(teacher=public_path(args.teacher), method=args.method,
                             rounds=rnd.index if args.method == "progressive" else 1, steps=rnd.steps,
-                            teacher_steps=first[args.method], guidance_input=False,
+                            teacher_steps=first[args.method], guidance_input=bool(teacher.guidance),
+                            guidance_min=lo, guidance_max=hi,
                             teacher_solver="heun" if args.method == "reflow" else "ddim")
 
 
-def card_for(d: dm.DistillConfig, dataset: str, earlier_s: float) -> CardInfo:
+def card_for(d: dm.DistillConfig, teacher: Teacher, earlier_s: float) -> CardInfo:
     steps = ", ".join(map(str, d.steps)) or "any"
     rounds = (f" Round {d.rounds} of progressive distillation from {d.teacher_steps} teacher steps; the earlier "
               f"rounds took {earlier_s:.1f} s of CPU (this round's time is below).") if d.rounds > 1 else ""
-    return CardInfo(title=f"Toy 2D {d.method} student of {d.teacher} ({steps} steps)",
-                    tags=["toy2d", "distillation", d.method],
-                    description=f"A {d.method} student (trainers/distill.py) of the zoo model `{d.teacher}` on the "
-                                f"2D '{dataset}' point cloud. Teacher: {d.teacher}; method: {d.method}; rounds: "
-                                f"{d.rounds}; supported steps: {steps}; sampler: {dm.STUDENT_SAMPLERS[d.method]}."
-                                + rounds,
-                    data=f"zoo.data.toy2d '{dataset}' and the teacher's {d.teacher_solver} ODE steps")
+    what = (f"the 2D '{teacher.dataset}' point cloud" if teacher.kind == "toy2d" else
+            f"'{teacher.dataset}' images, its classifier-free guidance w in [{d.guidance_min:g}, {d.guidance_max:g}] "
+            "an input of the student (Meng et al. 2023): one network pass per step")
+    kind = "Toy 2D" if teacher.kind == "toy2d" else "Class-conditional"
+    return CardInfo(title=f"{kind} {d.method} student of {d.teacher} ({steps} steps)",
+                    tags=[teacher.kind, "distillation", d.method],
+                    description=f"A {d.method} student (trainers/distill.py) of the zoo model `{d.teacher}` on {what}. "
+                                f"Teacher: {d.teacher}; method: {d.method}; rounds: {d.rounds}; supported steps: "
+                                f"{steps}; sampler: {dm.STUDENT_SAMPLERS[d.method]}." + rounds,
+                    data=f"'{teacher.dataset}' and the teacher's {d.teacher_solver} ODE steps")
 
 
-def samples_image(d: dm.DistillConfig, diffusion: DiffusionConfig, dataset: str):
-    """sample_fn: 2000 student samples at its fewest supported steps over the data density."""
-    def draw(net):
+def samples_image(d: dm.DistillConfig, diffusion: DiffusionConfig, teacher: Teacher):
+    """sample_fn: the student at its fewest supported steps: 2000 points over the data
+    density, or a grid of digits 0-9 (a row per w of its range's ends and middle)."""
+    config = {"distill": dataclasses.asdict(d), "diffusion": dataclasses.asdict(diffusion),
+              "data": {"dataset": teacher.dataset}}
+    steps = d.steps[0] if d.steps else 2
+
+    def points(net):
         from zoo import figures as plots
         from zoo.pipelines.distill import student_pipeline
 
-        config = {"distill": dataclasses.asdict(d), "diffusion": dataclasses.asdict(diffusion),
-                  "data": {"dataset": dataset}}
-        steps = d.steps[0] if d.steps else 2
         out = student_pipeline(net, config)(n=2000, steps=steps, solver="euler", seed=0)
-        fig = plots.samples_figure(out.points, toy_density_image(dataset), 3.0,
-                                   f"{dataset}: {d.method} student, {steps} step(s)")
+        fig = plots.samples_figure(out.points, toy_density_image(teacher.dataset), 3.0,
+                                   f"{teacher.dataset}: {d.method} student, {steps} step(s)")
         return plots.figure_image(fig)
-    return draw
+
+    def digits(net):
+        from zoo.pipelines.distill import image_student_pipeline
+        from zoo.pipelines.pixels import grid_image
+
+        pipe, ws = image_student_pipeline(net, config), (d.guidance_min, (d.guidance_min + d.guidance_max) / 2,
+                                                          d.guidance_max)
+        k = pipe.num_classes
+        images = [pipe(list(range(k)), steps=steps, guidance=w, seed=0).images for w in ws]
+        return grid_image(np.concatenate(images), nrow=k)
+
+    return points if teacher.kind == "toy2d" else digits
 
 
-def run_round(args, argv, rnd: Round, cfg, teacher, earlier_s: float):
-    diffusion, d = student_diffusion(args.method, teacher), distill_section(args, rnd)
-    net = student_net(teacher)
+def run_round(args, argv, rnd: Round, cfg, teacher: Teacher, earlier_s: float):
+    diffusion, d = student_diffusion(args.method, teacher), distill_section(args, rnd, teacher)
+    net = teacher.student_net()
     loss_fn, batch_fn, optimizer_fn = OBJECTIVES[args.method](args, rnd, teacher, diffusion)
     extra = {"data": {"dataset": teacher.dataset}, "distill": dataclasses.asdict(d),
              "training": {"earlier_rounds_wall_time_s": round(earlier_s, 3)}}
     # fp16 storage halves the file (bench/distill.py measures the released students)
-    release = Release("mlp", net.config, diffusion, card_for(d, teacher.dataset, earlier_s), extra=extra,
+    release = Release(teacher.arch, net.config, diffusion, card_for(d, teacher, earlier_s), extra=extra,
                       dtype=torch.float16, command=command_line("trainers.distill", argv))
-    return train(net, loss_fn, batch_fn, cfg, release, sample_fn=samples_image(d, diffusion, teacher.dataset),
+    return train(net, loss_fn, batch_fn, cfg, release, sample_fn=samples_image(d, diffusion, teacher),
                  optimizer_fn=optimizer_fn)
 
 
@@ -302,16 +294,19 @@ def main(argv=None):
     rounds = plan_rounds(args)
     configs = [round_loop_config(args, rnd) for rnd in rounds]  # --resume refusals before anything loads
     try:
-        teacher = load_teacher(args.teacher, args.method)
+        guidance = check_guidance_range(*_floats(args.guidance_range))
+        teacher = load_teacher(args.teacher, args.method, guidance=guidance)
     except TeacherRefused as err:
         raise SystemExit(f"refused: {err}") from None
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
     earlier = 0.0
     for rnd, cfg in zip(rounds, configs):
         result = run_round(args, argv, rnd, cfg, teacher, earlier)
         earlier += result.wall_time
         print(f"round {rnd.index}: released {public_path(result.release_dir, cfg.out)} ({rnd.steps or 'any'} steps) "
               f"after {result.step} steps, loss {result.final_loss:.4f}, {result.wall_time:.1f} s")
-        teacher = load_teacher(args.teacher, args.method, folder=result.release_dir)
+        teacher = load_teacher(args.teacher, args.method, folder=result.release_dir, guidance=guidance)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 
+from zoo.diffusion.guidance import W_RANGE
 from zoo.diffusion.noise import NoiseSource, per_sample_seeds
 from zoo.diffusion.sampling import SampleOutput
 from zoo.diffusion.schedules import get_schedule
@@ -46,10 +47,13 @@ class DistillConfig:
     steps: tuple = ()               # step counts the student supports; () = any (reflow)
     teacher_steps: int = 0          # the teacher's step count the first round distilled
     guidance_input: bool = False    # a guided teacher's w is an input of the student
+    guidance_min: float = 0.0       # the w range the student was distilled over (guidance_input)
+    guidance_max: float = 0.0
     teacher_solver: str = "ddim"    # the teacher's ODE solver in the targets / couplings
 
     LIMITS: ClassVar[dict] = {"teacher": 200, "method": DISTILL_METHODS, "rounds": 16,
                               "steps": MAX_STUDENT_STEPS, "teacher_steps": 100_000,
+                              "guidance_min": W_RANGE, "guidance_max": W_RANGE,
                               "teacher_solver": tuple(SOLVERS)}
 
 

@@ -84,6 +84,18 @@ def classifier_free_guidance(denoiser: Callable, w: float, cond: dict, uncond: d
     return guided
 
 
+def per_sample_guidance(denoiser: Callable, w: torch.Tensor, cond: dict, uncond: dict) -> Callable:
+    """Classifier-free guidance with one w per sample (a (batch,) tensor), the teacher of a
+    student trained over a range of w (Meng et al. 2023, Sec. 4.1). The same D_w as
+    classifier_free_guidance, always two calls."""
+    def guided(x, t, **_):
+        x0_cond = denoiser(x, t, **cond)
+        return x0_cond + w.to(x0_cond.dtype).reshape((-1,) + (1,) * (x0_cond.dim() - 1)) * (
+            x0_cond - denoiser(x, t, **uncond))
+
+    return guided
+
+
 def classifier_guidance(denoiser: Callable, log_prob_grad: Callable, scale: float,
                         schedule) -> Callable:
     """Classifier guidance in denoiser form: the guided score adds

@@ -3,7 +3,11 @@ with GroupNorm and a sinusoidal time embedding added in every block, self-attent
 low resolutions, strided-conv downsampling and nearest-neighbour upsampling with skip
 connections. Optional class conditioning: a learned embedding added to the time
 embedding, with one extra "null" row (index num_classes) that classifier-free guidance
-uses for the unconditional prediction (Ho & Salimans 2022).
+uses for the unconditional prediction (Ho & Salimans 2022). Optional guidance input: a
+distilled student of a guided teacher takes classifier-free guidance's w as an input,
+embedded like t and added to the time embedding (Meng et al. 2023, "On Distillation of
+Guided Diffusion Models", Sec. 4.1); its last layer starts at zero, so a student copied
+from its teacher starts as the teacher's conditional model whatever w.
 
 Presets are named by what they are; their parameter counts are checked by the tests.
 """
@@ -94,6 +98,7 @@ class UNet(nn.Module):
         groups: int = 8  # GroupNorm groups (DDPM: 32)
         num_classes: int = 0  # > 0: class-conditional, with a null class at index num_classes
         label_dropout: float = 0.0  # training only: share of labels replaced by the null class
+        guidance_input: bool = False  # a distilled student: CFG's w is an input (forward's `w`)
 
         # load-time bounds (zoo.hub.validation.check_config); other integers are widths, at
         # most the largest tensor dimension in the weights file; sizes the weights do not fix are capped
@@ -109,6 +114,11 @@ class UNet(nn.Module):
         ch, emb_dim = c.base_channels, 4 * c.base_channels
         self.time = nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
         self.label = nn.Embedding(c.num_classes + 1, emb_dim) if c.num_classes else None
+        self.guidance = (nn.Sequential(nn.Linear(ch, emb_dim), nn.SiLU(), nn.Linear(emb_dim, emb_dim))
+                         if c.guidance_input else None)
+        if self.guidance is not None:  # start as the model without the input
+            nn.init.zeros_(self.guidance[-1].weight)
+            nn.init.zeros_(self.guidance[-1].bias)
         self.stem = nn.Conv2d(c.in_channels, ch, 3, padding=1)
         self.down, skips, res = nn.ModuleList(), [ch], c.image_size
         for level, mult in enumerate(c.channel_mults):
@@ -139,8 +149,14 @@ class UNet(nn.Module):
         block = ResBlock(c_in, c_out, 4 * c.base_channels, c.dropout, c.groups)
         return nn.ModuleList([block, Attention(c_out, c.groups)]) if res in c.attn_resolutions else block
 
-    def embed(self, t: torch.Tensor, x: torch.Tensor, y) -> torch.Tensor:
+    def embed(self, t: torch.Tensor, x: torch.Tensor, y, w=None) -> torch.Tensor:
         emb = self.time(sinusoidal_features(t.to(x.dtype), self.config.base_channels))
+        if (w is None) != (self.guidance is None):
+            raise TypeError("this UNet takes the guidance weight w as an input; pass w" if w is None else
+                            "this UNet has no guidance input; got w")
+        if w is not None:  # w in [-1, 10]: features at scale 100 keep neighbouring w apart without aliasing
+            w = torch.as_tensor(w, dtype=x.dtype, device=x.device).expand(x.shape[0])
+            emb = emb + self.guidance(sinusoidal_features(w, self.config.base_channels, scale=100.0))
         if self.label is None:
             if y is not None:
                 raise TypeError("this UNet is unconditional; got class labels")
@@ -155,8 +171,8 @@ class UNet(nn.Module):
             y = torch.where(drop, torch.full_like(y, null), y)
         return emb + self.label(y)
 
-    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor = None) -> torch.Tensor:
-        emb = self.embed(t, x, y)
+    def forward(self, x: torch.Tensor, t: torch.Tensor, y: torch.Tensor = None, w=None) -> torch.Tensor:
+        emb = self.embed(t, x, y, w)
         h = self.stem(x)
         hs = [h]
         for layer in self.down:

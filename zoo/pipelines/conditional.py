@@ -139,8 +139,14 @@ def _check_classifier(classifier, pipe: GuidedPipeline) -> None:
 
 def load_pipeline(folder: Path, device: Optional[str] = None) -> GuidedPipeline:
     """Registry builder: a UNet checkpoint folder (class-conditional or not) -> GuidedPipeline."""
+    from zoo.hub import load_checkpoint
+    from zoo.hub.checkpoint import load_config
     from zoo.pipelines.pixels import load_pipeline as load_pixels
 
+    if "distill" in load_config(folder):  # a few-step student (trainers/distill.py)
+        from zoo.pipelines.distill import image_student_pipeline
+
+        return image_student_pipeline(*load_checkpoint(folder, device=device or "cpu"))
     base = load_pixels(folder, device)
     return GuidedPipeline(base, base.denoiser.net.config.num_classes)
 
