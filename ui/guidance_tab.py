@@ -20,6 +20,7 @@ from ui.streaming import STOPS, sample_updates
 from zoo import registry
 from zoo.pipelines.conditional import GuidedPipeline, as_guided, classify_samples
 from zoo.diffusion import make_grid
+from zoo.diffusion.distill import STUDENT_SAMPLERS
 from zoo.diffusion.guidance import SCALE_RANGE, W_RANGE, check_scale, check_w, guided_steps
 from zoo.gpu import GPU_SECONDS_CAP, gpu, sampling_seconds
 from zoo.pipelines.pixels import MAX_BATCH, grid_image
@@ -97,8 +98,16 @@ def _request(digits, per_class, guidance, scale, solver, steps, spacing, seed, t
                 seed=as_int(seed, "seed", 0, 2**31 - 1), interval=None if (t_lo, t_hi) == (0.0, 1.0) else (t_lo, t_hi))
 
 
+def student_of(pipe):
+    """A distilled student's DistillConfig (zoo.pipelines.distill), or None."""
+    return getattr(pipe, "distill", None)
+
+
 def _passes(req: dict, pipe) -> int:
-    """Network passes per sample: two per evaluation with CFG, one more with a classifier."""
+    """Network passes per sample: two per evaluation with CFG, one more with a classifier; a
+    student makes one a step, its guidance an input."""
+    if student_of(pipe) is not None:
+        return req["steps"]
     per_eval = 1 + (req["guidance"] > 0 and bool(pipe.num_classes)) + (req["classifier_scale"] > 0)
     return serving.passes(req["solver"], req["steps"], per_eval)
 
@@ -132,11 +141,13 @@ def _gpu_seconds(model, classifier, digits, per_class, guidance, scale, solver, 
     return min(runs * sampling_seconds(batch, solver, steps, passes_per_eval=2 if cfg else 1), GPU_SECONDS_CAP)
 
 
-def _status(req: dict, out, per_class: int, seconds: float) -> str:
+def _status(req: dict, out, per_class: int, seconds: float, student=None) -> str:
     effective = req["interval"] and req["guidance"]  # the interval gates CFG only
     where = f" for t in {list(req['interval'])}" if effective else ""
+    sampler = (f"{req['solver']}, {req['steps']} steps ({req['spacing']})" if student is None else
+               f"{student.method} student, {req['steps']} step(s) of its own sampler")
     return (f"**{len(req['labels'])} images**, one row per class · w = {req['guidance']:g}, classifier scale "
-            f"{req['classifier_scale']:g}{where} · {req['solver']}, {req['steps']} steps ({req['spacing']}) · NFE "
+            f"{req['classifier_scale']:g}{where} · {sampler} · NFE "
             f"**{out.nfe}** ({out.network_calls} network passes) · **{seconds:.2f} s** from click to result "
             f"(sampling {out.seconds:.2f} s)")
 
@@ -161,7 +172,7 @@ def on_sample(model, classifier, *values, request: gr.Request = None):
         if kind == "stopped":
             return
     out = value
-    status = (_status(req, out, per_class, time.perf_counter() - start)
+    status = (_status(req, out, per_class, time.perf_counter() - start, student_of(pipe))
               + _verdict(clf, classifier, out.images, req["labels"], req["classifier_scale"]))
     parameters = {"model": model, "classifier": classifier, **req, "nfe": out.nfe}
     yield (gr.skip(), on_screen(upscaled(grid_image(out.images, nrow=per_class))), status,
@@ -178,8 +189,8 @@ def on_sweep(model, classifier, *values, request: gr.Request = None):
     per_class, stop = req.pop("per_class"), STOPS.start(request)
     n, label = max(per_class, 6), req["labels"][0]
     name = "w" if pipe.num_classes else "classifier scale"
-    rows = []
-    for value in SWEEP:
+    rows, strengths = [], sweep_values(pipe)
+    for value in strengths:
         req.update(labels=[label] * n, **({"guidance": value} if pipe.num_classes else {"classifier_scale": value}))
         for kind, out, status in sample_updates(lambda cb: pipe(classifier=clf, callback=cb, **req), req["steps"],
                                                 stop, lambda p: None, f"{name} = {value:g}", PREVIEW_INTERVAL):
@@ -193,18 +204,54 @@ def on_sweep(model, classifier, *values, request: gr.Request = None):
                f"sweep: {len(rows)}/{len(SWEEP)} rows")
 
 
+def sweep_values(pipe) -> tuple:
+    """The strengths of a sweep: SWEEP, or for a student with a w input its distilled range."""
+    d = student_of(pipe)
+    if d is None or not d.guidance_input:
+        return SWEEP
+    return tuple(float(v) for v in np.linspace(d.guidance_min, d.guidance_max, len(SWEEP)))
+
+
+def _loaded_student(model):
+    try:
+        return student_of(load_guided(model))
+    except USER_ERRORS:  # the model line says what is wrong with the model
+        return None
+
+
 def controls_for(model, classifier):
     """w only for a class-conditional model, the classifier scale only with a classifier:
-    a control that cannot apply is reset and disabled, with a note."""
+    a control that cannot apply is reset and disabled, with a note. A student's w slider
+    spans the range it was distilled for (w is its input)."""
     try:
         conditional = registry.entry_for(model, GUIDED_TASKS).task == "class-conditional"
     except USER_ERRORS:  # the model line says what is wrong with the model
         return gr.skip(), gr.skip()
-    w = (gr.update(interactive=True, info=None) if conditional else
-         gr.update(value=0.0, interactive=False, info="w needs a class-conditional model; this one is unconditional"))
+    student = _loaded_student(model) if conditional else None
+    if student is not None and student.guidance_input:
+        lo, hi = student.guidance_min, student.guidance_max
+        w = gr.update(minimum=lo, maximum=hi, value=min(max(GuidedPipeline.DEFAULT_W, lo), hi), interactive=True,
+                      info=f"the student's w input: distilled for w in [{lo:g}, {hi:g}]")
+    elif conditional:
+        w = gr.update(minimum=W_RANGE[0], maximum=W_RANGE[1], interactive=True, info=None)
+    else:
+        w = gr.update(value=0.0, interactive=False, info="w needs a class-conditional model; this one is unconditional")
     s = (gr.update(interactive=True, info=None) if classifier != NO_CLASSIFIER else
          gr.update(value=0.0, interactive=False, info="pick a classifier to use classifier guidance"))
     return w, s
+
+
+def sampler_for(model):
+    """A student samples with its own sampler at the steps it was distilled for: solver and
+    spacing are switched off and steps set to its most; other models get their entry's
+    measured defaults with every input on."""
+    student = _loaded_student(model)
+    if student is None:
+        on = dict(interactive=True, info=None)
+        return tuple({**update, **on} for update in sampler_defaults(model))
+    off = dict(interactive=False, info=f"the student's own sampler: {STUDENT_SAMPLERS[student.method]}")
+    return (gr.update(**off), gr.update(value=student.steps[-1], info=f"distilled for {list(student.steps)} step(s) "
+                                        "only"), gr.update(**off))
 
 
 def build_guidance_tab():
@@ -252,6 +299,6 @@ def build_guidance_tab():
     for box in (model, classifier):
         box.change(model_info, [model, classifier], info, api_name="guidance_info" if box is model else False)
         box.change(controls_for, [model, classifier], [guidance, scale], api_name=False)
-    model.change(sampler_defaults, model, [solver, steps, spacing], api_name=False, queue=False)
+    model.change(sampler_for, model, [solver, steps, spacing], api_name=False)
     return TabParts(targets=[Target(model, models, GUIDED_TASKS), Target(classifier, classifiers, ("classifier",))],
                     on_load=[(model_info, [model, classifier], info)])
