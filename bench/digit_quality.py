@@ -162,9 +162,11 @@ def load_model(spec: str):
     return folder, load_pipeline(folder)
 
 
-def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50, spacing: str = "logsnr") -> dict:
+def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50, spacing: str = "logsnr",
+         guidance: float = 0.0) -> dict:
     """n samples as the app makes them (uint8, read back to [-1, 1]); sample i has seed i.
-    A class-conditional model draws class i % 10 for sample i, with no guidance (w = 0)."""
+    A class-conditional model draws class i % 10 for sample i, with guidance w (default 0:
+    none; a distilled student takes it as its input and samples with its own sampler)."""
     images, seconds, nfe = [], 0.0, 0
     labels = torch.arange(n) % 10 if pipe.num_classes else None
     for start in range(0, n, chunk):
@@ -172,11 +174,13 @@ def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50, spacing: str = 
         if labels is None:
             out = pipe.base(n=k, steps=steps, solver=solver, seed=start, spacing=spacing)
         else:
-            out = pipe(labels[start:start + k].tolist(), steps=steps, solver=solver, seed=start, guidance=0.0,
+            out = pipe(labels[start:start + k].tolist(), steps=steps, solver=solver, seed=start, guidance=guidance,
                        spacing=spacing)
         images.append(out.images)
         seconds, nfe = seconds + out.seconds, out.nfe
-    return {"x": from_uint8(np.concatenate(images)), "labels": labels, "seconds": seconds, "nfe": nfe}
+        passes = getattr(out, "network_calls", nfe)
+    return {"x": from_uint8(np.concatenate(images)), "labels": labels, "seconds": seconds, "nfe": nfe,
+            "passes": passes}
 
 
 def test_vlb(pipe, test_x: torch.Tensor, n_terms: int = 200) -> float:
