@@ -28,3 +28,11 @@ def test_the_table_keeps_the_best_fixed_spacing_and_bolds_optimized_only_when_it
     assert lines[3].startswith("| heun | 10 | 19 | logsnr | 70.0% | – |")
     assert frontier.best_at(rows, 5, "score")["spacing"] == "optimized"
     assert "**" not in frontier.frontier_table(_rows(0.65), "score", "score")[2]
+
+
+def test_a_distance_ranks_the_other_way():
+    rows = _rows(0.1)  # optimized has the smallest "score": the best distance
+    lines = frontier.frontier_table(rows, "score", "distance", "{:.2f}", lower=True)
+    assert lines[2].startswith("| heun | 5 | 9 | quadratic | 0.20 | **0.10** |")
+    assert frontier.best_at(rows, 5, "score", lower=True)["spacing"] == "optimized"
+    assert frontier.best_at(rows, 5, "score", solver="dpmpp_2m") is None
