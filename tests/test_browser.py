@@ -133,6 +133,28 @@ def test_guided_digits_and_a_sweep_on_the_guidance_tab(page):
     page.screenshot(path=str(ARTIFACTS / "guidance_tab.png"), full_page=True)
 
 
+def test_a_distilled_student_on_the_guidance_tab(page):
+    """Choosing a student sets the steps to its own and bounds w by its distilled range; it
+    samples with one network pass per step."""
+    page.reload()
+    page.get_by_role("tab", name="Guidance").click()
+    page.wait_for_selector("#gd-sample", state="visible")
+    page.locator("#gd-model input").click()
+    page.get_by_role("option", name="mnist-cond-pd4", exact=True).click()
+    page.wait_for_function("document.querySelector('#gd-info').innerText.includes('progressive student')",
+                           timeout=60_000)
+    wait_idle(page)
+    assert page.locator("#gd-steps input[type=number]").input_value() == "4"
+    assert "distilled for w in [0, 4]" in page.locator("#gd-w").inner_text()
+    page.click("#gd-sample")
+    page.wait_for_function("document.querySelector('#gd-status').innerText.includes('NFE')", timeout=120_000)
+    page.wait_for_selector("#gd-grid img", timeout=30_000)
+    wait_idle(page)
+    status = page.locator("#gd-status").inner_text()
+    assert "progressive student, 4 step(s)" in status and "(4 network passes)" in status
+    page.screenshot(path=str(ARTIFACTS / "guidance_student.png"), full_page=True)
+
+
 T2I_WEIGHTS = Path(__file__).resolve().parents[1] / "weights" / "scenes-t2i" / "model.safetensors"
 
 

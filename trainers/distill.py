@@ -238,7 +238,7 @@ def card_for(d: dm.DistillConfig, teacher: Teacher, earlier_s: float) -> CardInf
             f"'{teacher.dataset}' images, its classifier-free guidance w in [{d.guidance_min:g}, {d.guidance_max:g}] "
             "an input of the student (Meng et al. 2023): one network pass per step")
     kind = "Toy 2D" if teacher.kind == "toy2d" else "Class-conditional"
-    return CardInfo(title=f"{kind} {d.method} student of {d.teacher} ({steps} steps)",
+    return CardInfo(title=f"{kind} {d.method} student of {d.teacher} ({steps} step{'s' * (steps != '1')})",
                     tags=[teacher.kind, "distillation", d.method],
                     description=f"A {d.method} student (trainers/distill.py) of the zoo model `{d.teacher}` on {what}. "
                                 f"Teacher: {d.teacher}; method: {d.method}; rounds: {d.rounds}; supported steps: "

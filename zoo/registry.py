@@ -113,6 +113,20 @@ DISTILLED: list[ZooEntry] = [
                    "--out runs/distill-moons-reflow --release weights/toy2d/moons-reflow", 2, solver="euler"),
 ]
 
+_OPTIMIZE = "--draws 32 --holdout 64 --iterations 60 --reference-steps 100"  # an image model's search budget
+_PD_MNIST = ("python -m trainers.distill --teacher mnist-cond --method progressive --teacher-steps 16 --rounds 4 "
+             "--guidance-range 0,4 --steps 400 --batch-size 32 --lr 2e-4 --ema-decay 0.995 --ckpt-every 200 "
+             "--out runs/distill-mnist-cond-pd --release 'weights/mnist-cond-pd{steps}' --release-steps 1,4")
+DIGIT_STUDENTS: list[ZooEntry] = [
+    ZooEntry(name=f"mnist-cond-pd{k}", task="class-conditional",
+             description=f"Progressive-distillation student of mnist-cond: {k} DDIM step(s) from 16 guided teacher "
+                         f"steps ({4 - {4: 2, 1: 0}[k]} rounds), classifier-free guidance w in [0, 4] an input of the "
+                         "network (Meng et al. 2023): one network pass per step.",
+             repo_id=f"diffusion-zoo/mnist-cond-pd{k}", bundled_path=f"weights/mnist-cond-pd{k}",
+             pipeline="zoo.pipelines.conditional:load_pipeline", train_command=_PD_MNIST, solver="ddim", steps=k,
+             spacing="uniform")
+    for k in (4, 1)]
+
 ENTRIES: list[ZooEntry] = [
     *(_toy_entry(d) for d in TOY_DATASETS),
     *DISTILLED,
@@ -126,7 +140,10 @@ ENTRIES: list[ZooEntry] = [
         train_command=("python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 8000 --release "
                        "weights/mnist && "
                        "python -m trainers.pixels --dataset mnist-offline --fp16-weights --steps 16000 "
-                       "--release weights/mnist --resume"),
+                       "--release weights/mnist --resume && "
+                       f"python -m trainers.optimize_steps mnist --solvers dpmpp_2m,dpmpp_3m,heun {_OPTIMIZE} && "
+                       f"python -m trainers.optimize_steps mnist --solvers dpmpp_2m --steps 20 {_OPTIMIZE}"),
+        spacing="optimized",  # bench/digit_quality.py --frontier: better than every fixed spacing at 5, 10, 20 steps
     ),
     ZooEntry(
         name="mnist-cond",
@@ -139,6 +156,7 @@ ENTRIES: list[ZooEntry] = [
         train_command=("python -m trainers.pixels --dataset mnist-offline --class-conditional --fp16-weights "
                        "--steps 12000 --release weights/mnist-cond"),
     ),
+    *DIGIT_STUDENTS,
     ZooEntry(
         name="mnist-classifier",
         task="classifier",
