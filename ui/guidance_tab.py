@@ -69,6 +69,9 @@ def model_info(model, classifier):
     pipe = load_guided(model)
     kind = (f"class-conditional ({pipe.num_classes} classes): both kinds of guidance" if pipe.num_classes else
             "unconditional: classifier guidance only (set w to 0 and pick a classifier)")
+    if student_of(pipe) is not None:
+        kind = (f"class-conditional ({pipe.num_classes} classes): w is an input of the network (one pass per step); "
+                "classifier guidance and the guidance interval do not apply")
     text = f"**{model}** ({registry.source(model)}): {pipe.description} · {kind}{optimized_note(pipe)}"
     ev = pipe.card
     if "accuracy_w0" in ev:  # measured by bench/guidance.py
