@@ -74,6 +74,10 @@ def model_info(model, classifier):
                 "classifier guidance and the guidance interval do not apply")
     text = f"**{model}** ({registry.source(model)}): {pipe.description} · {kind}{optimized_note(pipe)}"
     ev = pipe.card
+    if "teacher_on_class" in ev:  # a student, measured by bench/distill.py --digits
+        text += (f" · at w = {ev['w']:g}, {ev['steps']} step(s): {ev['on_class']:.1%} of its samples are the requested "
+                 f"class and {ev['confident']:.1%} confident digits by an independent classifier (its teacher: "
+                 f"{ev['teacher_on_class']:.1%} with {ev['teacher_passes']} network passes)")
     if "accuracy_w0" in ev:  # measured by bench/guidance.py
         text += (f" · an independent digit classifier calls {ev['accuracy_w0']:.1%} of its samples the requested class "
                  f"at w = 0 and {ev['accuracy_best_w']:.1%} at w = {ev['best_w']:g}")
