@@ -51,3 +51,12 @@ def test_figures_draw_concurrently():
     for t in threads:
         t.join()
     assert not errors, errors[:2]
+
+
+def test_a_models_optimized_times_are_marked_on_the_schedule_plot():
+    times = {"dpmpp_2m": {4: [0.999, 0.6, 0.3, 0.05]}}
+    fig = plots.schedule_figure("vp-cosine", 4, "optimized", "dpmpp_2m", times)
+    dots = [line for line in fig.axes[0].lines if line.get_label() == "4 steps (optimized)"]
+    assert len(dots) == 1 and list(dots[0].get_xdata()) == pytest.approx(times["dpmpp_2m"][4])
+    unmarked = plots.schedule_figure("vp-cosine", 5, "optimized", "dpmpp_2m", times)  # none stored at 5
+    assert not [line for line in unmarked.axes[0].lines if "steps" in line.get_label()]

@@ -66,7 +66,7 @@ def on_sample(model, solver, steps, spacing, eta, seed, batch, request: gr.Reque
     start, req = time.perf_counter(), _check(model, solver, steps, spacing, eta, seed, batch)
     pipe, stop = zoo.load(model), STOPS.start(request)
     yield (gr.skip(), gr.skip(), f"sampling {req['n']} images with {solver}, {req['steps']} steps ...", gr.skip(),
-           plots.schedule_figure(pipe.schedule, req["steps"], spacing))
+           plots.schedule_figure(pipe.schedule, req["steps"], spacing, solver, getattr(pipe, "optimized_times", None)))
     run = lambda callback: pipe(callback=callback, **req)
     render = lambda p: preview_image(pipe.schedule, p)
     for kind, value, status in sample_updates(run, req["steps"], stop, render, "left: x_t, right: predicted x0_hat",

@@ -7,14 +7,16 @@ from zoo.diffusion import FIXED_SPACINGS, SCHEDULES, get_schedule, make_grid
 from zoo.figures import density_background, figure_image, finish, samples_figure, subplots  # noqa: F401 (the tabs' API)
 
 
-def schedule_figure(selected, steps: int, spacing: str):
+def schedule_figure(selected, steps: int, spacing: str, solver: str = None, optimized_times: dict = None):
     """alpha(t), sigma(t) and log-SNR lambda(t) of every schedule (and of the model's own,
     when it is not one of them); the chosen schedule's sampling grid (steps, spacing) is
-    marked with dots on its curves."""
+    marked with dots on its curves. "optimized" times belong to a model and solver: marked
+    when the model's table (optimized_times) has them for (solver, steps)."""
     fig, axes = subplots(1, 3, figsize=(13, 3.6))
     chosen = get_schedule(selected)
-    # "optimized" times belong to a model and solver, not to the schedule: not marked here
-    grid = make_grid(chosen, steps, spacing) if spacing in FIXED_SPACINGS else None
+    stored = spacing not in FIXED_SPACINGS and steps in (optimized_times or {}).get(solver, {})
+    grid = (make_grid(chosen, steps, spacing, solver=solver, optimized_times=optimized_times)
+            if spacing in FIXED_SPACINGS or stored else None)
     for name, sch in {**SCHEDULES, chosen.name: chosen}.items():
         c, width = sch.curves(), (2.5 if name == chosen.name else 1.0)
         axes[0].plot(c["t"], c["alpha"], color=sch.color, lw=width, label=name)
