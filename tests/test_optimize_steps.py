@@ -195,3 +195,20 @@ def test_students_are_refused_a_search(tmp_path):
 
     with pytest.raises(ValueError, match="optimized times are computed for"):
         optimize_steps.model_of(object())
+
+
+def test_times_that_do_not_generalise_fall_back_to_the_spacing_the_search_began_from():
+    """Held-out draws whose reference is the best fixed spacing's own solution: any other
+    times are worse there, so the search (which does beat that spacing on its own draws,
+    as the test above shows) must return the spacing's times."""
+    from zoo.diffusion.optimize_steps import Draws, default_draws
+    from zoo.diffusion.spacing import FIXED_SPACINGS
+
+    d, sch, solver = mixture().denoiser("vp-cosine"), "vp-cosine", "dpmpp_3m"
+    train, held = default_draws(lambda n, seed: d, sch, (2,), TINY)
+    grids = {sp: make_grid(sch, 5, sp).t[:-1] for sp in FIXED_SPACINGS}
+    best = min(grids, key=lambda sp: path_error(solve(d, sch, solver, grids[sp], train.x), train.ref))
+    rigged = Draws(d, held.x, solve(d, sch, solver, grids[best], held.x))
+    r = optimize_times(d, sch, solver, 5, (2,), TINY, (train, rigged))
+    assert r.times == pytest.approx(tuple(grids[best].tolist())) and r.holdout_error == 0.0
+    assert r.error == pytest.approx(path_error(solve(d, sch, solver, grids[best], train.x), train.ref))

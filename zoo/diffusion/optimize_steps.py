@@ -13,7 +13,8 @@ cumulative softmax of n logits (the last logit, fixed at 0, is the slack left be
 so every parameter vector gives strictly decreasing times in [t_min, t_max]. The search
 starts from the best fixed spacing and runs Nelder-Mead (derivative-free, so any solver and
 any network work as they are), so the result is never worse than that spacing on the
-optimisation draws; held-out draws report whether it generalises.
+optimisation draws; held-out draws report whether it generalises, and where it does not (worse
+than the starting spacing on them) the starting spacing's times are kept.
 """
 import math
 from dataclasses import dataclass, field
@@ -169,5 +170,9 @@ def optimize_times(denoiser, schedule, solver: str, steps: int, sample_shape: tu
     z, value, evaluations = _nelder_mead(lambda z: criterion(times_from_logits(schedule, z)),
                                          logits_from_times(schedule, fixed[best]), config.iterations)
     times = times_from_logits(schedule, z) if value < fixed_train[best] else fixed[best]
-    return OptimizedTimes(solver, steps, tuple(float(v) for v in times), min(value, fixed_train[best]),
-                          criterion(times, held), {sp: criterion(t, held) for sp, t in fixed.items()}, evaluations)
+    fixed_held = {sp: criterion(t, held) for sp, t in fixed.items()}
+    held_error = criterion(times, held)
+    if held_error > fixed_held[best]:  # the search fitted its draws, not the model: keep the spacing it began from
+        times, value, held_error = fixed[best], fixed_train[best], fixed_held[best]
+    return OptimizedTimes(solver, steps, tuple(float(v) for v in times), min(value, fixed_train[best]), held_error,
+                          fixed_held, evaluations)
