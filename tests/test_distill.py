@@ -178,6 +178,9 @@ def test_a_student_is_a_validated_checkpoint_that_samples_only_at_its_steps(cd_r
     ("rounds", 10**6, "from 0 to 16"),
     ("teacher", 5, "a string"),
     ("guidance_input", "yes", "true or false"),
+    ("guidance_input", True, "the same as net.guidance_input"),
+    ("guidance_min", 2.0, "guidance_min <= guidance_max"),
+    ("steps", [], "the step counts the student was distilled for"),
     ("temperature", 1.0, "an unknown field"),
 ])
 def test_a_bad_distill_section_is_refused_at_load(cd_run, tmp_path, field, value, what):
@@ -272,6 +275,10 @@ def test_a_guided_students_w_input_starts_at_zero_so_it_starts_as_its_teacher():
             assert torch.equal(student(x, t, y=y, w=torch.full((3,), w)), teacher.net(x, t, y=y))
     with pytest.raises(TypeError, match="pass w"):
         student(x, t, y=y)
+    student.train()  # no label dropout while distilling: each target is for the sample's own label
+    assert student.config.label_dropout == 0.0 and teacher.net.config.label_dropout > 0
+    with torch.no_grad():
+        assert torch.equal(student(x, t, y=y, w=torch.ones(3)), student(x, t, y=y, w=torch.ones(3)))
 
 
 def test_per_sample_guidance_is_cfg_at_each_samples_w():
@@ -310,6 +317,11 @@ def test_a_guided_teacher_gives_progressive_students_with_w_as_input_over_two_ro
         pipe([3], steps=1, guidance=5.0)
     with pytest.raises(ValueError, match="classifier guidance and a guidance interval do not apply"):
         pipe([3], steps=1, interval=(0.1, 0.9))
+    assert pipe([3], steps=1, classifier=object(), classifier_scale=0.0).nfe == 1  # a judge only: allowed
+    from trainers.optimize_steps import model_of
+
+    with pytest.raises(ValueError, match="progressive students are not searched"):
+        model_of(pipe)
 
 
 def test_a_bad_guidance_range_is_refused_before_any_work(tmp_path):

@@ -159,6 +159,9 @@ def test_a_class_conditional_model_is_searched_on_its_guided_ode_and_samples_wit
     assert sampling["optimized_info"]["guidance"] == 1.5
     seen = _seen_times(load_pipeline(tmp_path / "cond"), [0, 2], steps=3, spacing="optimized", guidance=1.5)
     assert seen == pytest.approx(sampling["optimized_times"]["dpmpp_2m"]["3"])
+    with pytest.raises(ValueError, match=r"searched with guidance = 1.5; this run used 2.0"):
+        optimize_steps.main([str(tmp_path / "cond"), "--solvers", "heun", "--steps", "3", "--draws", "4",
+                             "--iterations", "4", "--reference-steps", "8"])  # the tab's w: not what is stored
 
 
 def test_a_text_to_image_model_is_searched_with_fresh_captions_and_samples_with_the_times(tmp_path):
@@ -190,11 +193,11 @@ def test_a_text_to_image_model_is_searched_with_fresh_captions_and_samples_with_
     assert _seen_times(pipe, "a red circle", n=2, steps=3, solver="heun", spacing="optimized") == pytest.approx(times)
 
 
-def test_students_are_refused_a_search(tmp_path):
+def test_other_kinds_are_refused_a_search(tmp_path):
     from trainers import optimize_steps
 
     with pytest.raises(ValueError, match="optimized times are computed for"):
-        optimize_steps.model_of(object())
+        optimize_steps.model_of(object())  # students: tests/test_distill.py
 
 
 def test_times_that_do_not_generalise_fall_back_to_the_spacing_the_search_began_from():

@@ -156,7 +156,7 @@ def progressive_objective(args, rnd: Round, teacher: Teacher, diffusion):
 
     def loss(model, batch):
         x0, cond = batch
-        goal, student = teacher.bind(diffusion.denoiser(model), cond)
+        goal, student = teacher.bind(diffusion.denoiser(model), cond, x0.device)
         return dm.progressive_loss(student, goal, x0, steps, sch)
 
     return loss, teacher.batches(args.batch_size), None
@@ -174,8 +174,8 @@ def consistency_objective(args, rnd: Round, teacher, diffusion):
         f = dm.ConsistencyFunction(model, sch, diffusion.sigma_data)
         f_target = dm.ConsistencyFunction(WithParams(model, holder["opt"].target_params(model)), sch,
                                           diffusion.sigma_data)
-        goal, f = teacher.bind(f, cond)
-        _, f_target = teacher.bind(f_target, cond)
+        goal, f = teacher.bind(f, cond, x0.device)
+        _, f_target = teacher.bind(f_target, cond, x0.device)
         return dm.consistency_loss(f, f_target, goal, x0, times, sch)
 
     return loss, teacher.batches(args.batch_size), optimizer

@@ -64,27 +64,29 @@ class Teacher:
             return x0, {"y": y, "w": lo + (hi - lo) * torch.rand(batch_size, generator=g)}
         return batch
 
-    def bind(self, student: Callable, cond: dict) -> tuple:
-        """(teacher, student) as functions of (x, t) for one batch's conditions."""
+    def bind(self, student: Callable, cond: dict, device) -> tuple:
+        """(teacher, student) as functions of (x, t) for one batch's conditions, on the
+        batch's device (the teacher follows the student there: accelerate places only the
+        student)."""
+        self.net.to(device)
         if not cond:
             return self.denoiser, student
-        cond = {k: v.to(self.device) for k, v in cond.items()}
+        cond = {k: v.to(device) for k, v in cond.items()}
         bound_student = lambda x, t: student(x, t, **cond)  # noqa: E731
         if self.w_input:  # an earlier round's student: w is already its input
             return (lambda x, t: self.denoiser(x, t, **cond)), bound_student
         return per_sample_guidance(self.denoiser, cond["w"], {"y": cond["y"]}, {}), bound_student
 
-    @property
-    def device(self):
-        return next(self.net.parameters()).device
-
     def student_net(self) -> torch.nn.Module:
         """The student starts from the teacher's weights (Salimans & Ho 2022; Song et al. 2023;
-        Liu et al. 2022); a guided teacher's gains the w input, zero-initialised (zoo.nets.unet)."""
+        Liu et al. 2022); a guided teacher's gains the w input, zero-initialised (zoo.nets.unet),
+        and drops no labels (the teacher's label dropout trained its null class, which the
+        student never uses)."""
         if self.guidance and not self.w_input:
             from zoo.nets.unet import UNet
 
-            net = UNet(dataclasses.replace(self.net.config, guidance_input=True))
+            # no label dropout: every target is the guided prediction for the sample's own label
+            net = UNet(dataclasses.replace(self.net.config, guidance_input=True, label_dropout=0.0))
             missing, unexpected = net.load_state_dict(self.net.state_dict(), strict=False)
             assert not unexpected and all(k.startswith("guidance.") for k in missing), (missing, unexpected)
         else:

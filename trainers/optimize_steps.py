@@ -52,7 +52,10 @@ def model_of(pipe, guidance=None) -> Model:
     from zoo.pipelines.text2image import DEFAULT_W, TextToImagePipeline
     from zoo.pipelines.toy2d import ToyPipeline
 
-    if isinstance(pipe, ToyPipeline) and getattr(pipe, "distill", None) is None:
+    if getattr(pipe, "distill", None) is not None:  # students: their own grid, or (reflow) not loaded with times
+        raise ValueError(f"{pipe.distill.method} students are not searched: a distilled student samples on its own "
+                         f"grid at the steps it was distilled for ({list(pipe.distill.steps) or 'any'})")
+    if isinstance(pipe, ToyPipeline):
         return Model(lambda n, seed: pipe.denoiser, pipe.schedule, (2,), {})
     if isinstance(pipe, GuidedPipeline) and not pipe.num_classes:
         pipe = pipe.base
@@ -67,7 +70,7 @@ def model_of(pipe, guidance=None) -> Model:
         return Model(lambda n, seed: pipe.guided_denoiser(captions(n, seed), w), pipe.schedule, pipe.latent_shape,
                      {"guidance": w, "conditions": f"fresh {pipe.dataset} training captions"})
     raise ValueError(f"optimized times are computed for toy 2D, image and text-to-image models; {type(pipe).__name__} "
-                     "is not one (a distilled student samples only on its own grid)")
+                     "is not one")
 
 
 def resolve(model: str):
@@ -102,6 +105,10 @@ def store(folder: Path, results: list, config: OptimizeConfig, conditioning: dic
     data = load_config(folder)
     section = data.setdefault("sampling", {})
     times, info = section.setdefault("optimized_times", {}), section.setdefault("optimized_info", {})
+    for key, value in (conditioning or {}).items():  # one record describes every stored time
+        if times and info.get(key, value) != value:
+            raise ValueError(f"{folder.name} stores times searched with {key} = {info[key]!r}; this run used "
+                             f"{value!r}. Run again with the same setting, or write a copy with --output")
     info.update(criterion="mean |x_few - x_ref| over noise draws, x_ref: DPM-Solver++(3M) "
                           f"{config.reference_steps} logsnr steps from the same noise",
                 draws=config.draws, holdout=config.holdout, iterations=config.iterations, **(conditioning or {}))

@@ -125,7 +125,7 @@ def _load(model, classifier, values, rows: int = 1):
     req = _request(*values)
     pipe, clf = load_guided(model), load_classifier(classifier)
     serving.check_budget(rows * len(req["labels"]), _passes(req, pipe), serving.IMAGE_BUDGET)
-    if req["interval"] and req["guidance"] > 0 and not guided_steps(
+    if req["interval"] and req["guidance"] > 0 and student_of(pipe) is None and not guided_steps(
             make_grid(pipe.schedule, req["steps"], req["spacing"]).t, req["interval"]):
         raise ValueError(f"the guidance interval {list(req['interval'])} holds none of the {req['steps']} sampling "
                          "times, so no step would be guided: widen it (or set w = 0)")
@@ -220,10 +220,12 @@ def sweep_values(pipe) -> tuple:
 
 
 def _loaded_student(model):
+    """(pipeline, its DistillConfig) of a student model; (None, None) otherwise."""
     try:
-        return student_of(load_guided(model))
+        pipe = load_guided(model)
     except USER_ERRORS:  # the model line says what is wrong with the model
-        return None
+        return None, None
+    return (pipe, student_of(pipe)) if student_of(pipe) is not None else (None, None)
 
 
 def controls_for(model, classifier):
@@ -234,10 +236,10 @@ def controls_for(model, classifier):
         conditional = registry.entry_for(model, GUIDED_TASKS).task == "class-conditional"
     except USER_ERRORS:  # the model line says what is wrong with the model
         return gr.skip(), gr.skip()
-    student = _loaded_student(model) if conditional else None
+    pipe, student = _loaded_student(model) if conditional else (None, None)
     if student is not None and student.guidance_input:
         lo, hi = student.guidance_min, student.guidance_max
-        w = gr.update(minimum=lo, maximum=hi, value=min(max(GuidedPipeline.DEFAULT_W, lo), hi), interactive=True,
+        w = gr.update(minimum=lo, maximum=hi, value=pipe.DEFAULT_W, interactive=hi > lo,
                       info=f"the student's w input: distilled for w in [{lo:g}, {hi:g}]")
     elif conditional:
         w = gr.update(minimum=W_RANGE[0], maximum=W_RANGE[1], interactive=True, info=None)
@@ -252,7 +254,7 @@ def sampler_for(model):
     """A student samples with its own sampler at the steps it was distilled for: solver and
     spacing are switched off and steps set to its most; other models get their entry's
     measured defaults with every input on."""
-    student = _loaded_student(model)
+    _, student = _loaded_student(model)
     if student is None:
         on = dict(interactive=True, info=None)
         return tuple({**update, **on} for update in sampler_defaults(model))

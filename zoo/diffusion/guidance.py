@@ -79,9 +79,17 @@ def classifier_free_guidance(denoiser: Callable, w: float, cond: dict, uncond: d
         t0 = float(torch.as_tensor(t).reshape(-1)[0])
         if w == 0 or (interval is not None and not interval[0] <= t0 <= interval[1]):
             return x0_cond
-        return x0_cond + w * (x0_cond - denoiser(x, t, **uncond))
+        return cfg_combine(x0_cond, denoiser(x, t, **uncond), w)
 
     return guided
+
+
+def cfg_combine(x0_cond: torch.Tensor, x0_uncond: torch.Tensor, w) -> torch.Tensor:
+    """D_w = D(x|c) + w (D(x|c) - D(x|null)), the convention of this module; w a number or
+    one per sample (a (batch,) tensor)."""
+    if isinstance(w, torch.Tensor):
+        w = w.to(x0_cond.dtype).reshape((-1,) + (1,) * (x0_cond.dim() - 1))
+    return x0_cond + w * (x0_cond - x0_uncond)
 
 
 def per_sample_guidance(denoiser: Callable, w: torch.Tensor, cond: dict, uncond: dict) -> Callable:
@@ -89,9 +97,7 @@ def per_sample_guidance(denoiser: Callable, w: torch.Tensor, cond: dict, uncond:
     student trained over a range of w (Meng et al. 2023, Sec. 4.1). The same D_w as
     classifier_free_guidance, always two calls."""
     def guided(x, t, **_):
-        x0_cond = denoiser(x, t, **cond)
-        return x0_cond + w.to(x0_cond.dtype).reshape((-1,) + (1,) * (x0_cond.dim() - 1)) * (
-            x0_cond - denoiser(x, t, **uncond))
+        return cfg_combine(denoiser(x, t, **cond), denoiser(x, t, **uncond), w)
 
     return guided
 

@@ -122,15 +122,24 @@ def _check_diffusion(section: dict, path: Path) -> None:
         raise CheckpointError(path, "diffusion.sigma_data", "a finite number > 0", repr(sigma)[:80])
 
 
-def _check_distill(section, header, path: Path) -> None:
-    """The 'distill' section: fields of DistillConfig in range, and step counts a sampler can
-    use (distinct, ascending, at least 1)."""
+def _check_distill(section, net: dict, header, path: Path) -> None:
+    """The 'distill' section: fields of DistillConfig in range, step counts a sampler can use
+    (distinct, ascending, at least 1; some unless the student is a reflowed flow), a w range
+    low <= high, and a guidance input exactly when the net has one."""
     from zoo.diffusion.distill import DistillConfig
 
     check_config(DistillConfig, section, header, path, "distill")
     steps = list(section.get("steps", []))
     if any(s < 1 for s in steps) or steps != sorted(set(steps)):
         raise CheckpointError(path, "distill.steps", "distinct step counts >= 1 in ascending order", repr(steps)[:80])
+    if not steps and section.get("method", "progressive") != "reflow":
+        raise CheckpointError(path, "distill.steps", "the step counts the student was distilled for", "none")
+    if section.get("guidance_min", 0.0) > section.get("guidance_max", 0.0):
+        raise CheckpointError(path, "distill.guidance_min", "a w range with guidance_min <= guidance_max",
+                              f"[{section.get('guidance_min')}, {section.get('guidance_max')}]")
+    if bool(section.get("guidance_input", False)) != bool(net.get("guidance_input", False)):
+        raise CheckpointError(path, "distill.guidance_input", "the same as net.guidance_input (whether the "
+                              "network takes w)", repr(section.get("guidance_input", False)))
 
 
 def load_weights(path, expected_module: torch.nn.Module | None = None) -> dict:
@@ -161,7 +170,7 @@ def load_checkpoint(folder, device="cpu"):
     cls = _net_class(config, folder / CONFIG_NAME)
     check_config(cls.Config, config["net"], header, folder / CONFIG_NAME)
     if "distill" in config:  # a distilled student (zoo.diffusion.distill, trainers/distill.py)
-        _check_distill(config["distill"], header, folder / CONFIG_NAME)
+        _check_distill(config["distill"], config["net"], header, folder / CONFIG_NAME)
     expected = build_on_meta(lambda: build_net(config["arch"], config["net"]), folder / CONFIG_NAME)
     tensors = load_validated_weights(header.path, expected, header)
     net = build_net(config["arch"], config["net"])

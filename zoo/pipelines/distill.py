@@ -91,7 +91,7 @@ class ImageStudentPipeline(GuidedPipeline):
     def __call__(self, labels, steps: int | None = None, solver: str = "ddim", seed: int = 0, spacing: str = "uniform",
                  guidance: float | None = None, classifier=None, classifier_scale: float = 0.0, interval=None,
                  callback=None, **options) -> GuidedOutput:
-        if classifier is not None or classifier_scale or interval is not None:
+        if classifier_scale or interval is not None:  # a classifier at scale 0 only judges (the Guidance tab)
             raise ValueError("a distilled student takes guidance as its w input: classifier guidance and a guidance "
                              "interval do not apply")
         w = self.check_guidance(self.DEFAULT_W if guidance is None else guidance)
