@@ -202,13 +202,13 @@ def on_sweep(model, classifier, *values, request: gr.Request = None):
         for kind, out, status in sample_updates(lambda cb: pipe(classifier=clf, callback=cb, **req), req["steps"],
                                                 stop, lambda p: None, f"{name} = {value:g}", PREVIEW_INTERVAL):
             if kind == "stopped":
-                yield gr.skip(), f"**Stopped** after {len(rows)} of {len(SWEEP)} rows"
+                yield gr.skip(), f"**Stopped** after {len(rows)} of {len(strengths)} rows"
                 return
             if kind == "progress":
-                yield gr.skip(), f"row {len(rows) + 1}/{len(SWEEP)}: {status}"
+                yield gr.skip(), f"row {len(rows) + 1}/{len(strengths)}: {status}"
         rows.append((f"{name} = {value:g}", grid_image(out.images, nrow=n)))
         yield (plots.image_rows_figure(rows, f"class {label}: the same {n} seeds as the {name} grows"),
-               f"sweep: {len(rows)}/{len(SWEEP)} rows")
+               f"sweep: {len(rows)}/{len(strengths)} rows")
 
 
 def sweep_values(pipe) -> tuple:
@@ -220,12 +220,13 @@ def sweep_values(pipe) -> tuple:
 
 
 def _loaded_student(model):
-    """(pipeline, its DistillConfig) of a student model; (None, None) otherwise."""
+    """The pipeline of a student model, or None (other models, and models that do not load:
+    the model line says what is wrong with them)."""
     try:
         pipe = load_guided(model)
-    except USER_ERRORS:  # the model line says what is wrong with the model
-        return None, None
-    return (pipe, student_of(pipe)) if student_of(pipe) is not None else (None, None)
+    except USER_ERRORS:
+        return None
+    return pipe if student_of(pipe) is not None else None
 
 
 def controls_for(model, classifier):
@@ -236,7 +237,8 @@ def controls_for(model, classifier):
         conditional = registry.entry_for(model, GUIDED_TASKS).task == "class-conditional"
     except USER_ERRORS:  # the model line says what is wrong with the model
         return gr.skip(), gr.skip()
-    pipe, student = _loaded_student(model) if conditional else (None, None)
+    pipe = _loaded_student(model) if conditional else None
+    student = student_of(pipe)
     if student is not None and student.guidance_input:
         lo, hi = student.guidance_min, student.guidance_max
         w = gr.update(minimum=lo, maximum=hi, value=pipe.DEFAULT_W, interactive=hi > lo,
@@ -254,7 +256,7 @@ def sampler_for(model):
     """A student samples with its own sampler at the steps it was distilled for: solver and
     spacing are switched off and steps set to its most; other models get their entry's
     measured defaults with every input on."""
-    _, student = _loaded_student(model)
+    student = student_of(_loaded_student(model))
     if student is None:
         on = dict(interactive=True, info=None)
         return tuple({**update, **on} for update in sampler_defaults(model))
