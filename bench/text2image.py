@@ -50,26 +50,41 @@ def measure(pipe, prompts: dict, **sampling) -> dict:
     return out
 
 
-def runs() -> list:
-    """(row name, sampling keyword arguments) of every row of the scene model."""
-    rows = [(f"w = {w:g}, dpmpp_2m 20 logsnr", dict(guidance=w)) for w in GUIDANCE]
-    rows += [(f"w = 3, {solver} {steps} {spacing}", dict(guidance=SOLVER_W, solver=solver, steps=steps,
-                                                         spacing=spacing))
-             for spacing in SPACINGS for steps in STEPS for solver in SOLVERS
-             if (solver, steps, spacing) != ("dpmpp_2m", 20, "logsnr")]  # the w = 3 row above
-    return rows
+def load_model(spec: str):
+    """A zoo entry's name, or a checkpoint folder (a run's release, for a pilot)."""
+    from zoo.pipelines.text2image import load_pipeline
+
+    return load_pipeline(Path(spec)) if Path(spec).is_dir() else zoo.load(spec)
 
 
-def run(per_category: int) -> dict:
+ROWS = ("headline", "guidance", "all")
+
+
+def runs(rows: str = "all") -> list:
+    """(row name, sampling keyword arguments) of the scene model's rows: 'headline' (w = 3,
+    DPM-Solver++ 2M, 20 steps: the targets' setting), 'guidance' (every w of GUIDANCE) or
+    'all' (also every solver at 10 and 20 steps with each fixed spacing, at w = 3)."""
+    guided = [(f"w = {w:g}, dpmpp_2m 20 logsnr", dict(guidance=w)) for w in GUIDANCE
+              if rows != "headline" or w == SOLVER_W]
+    if rows != "all":
+        return guided
+    return guided + [(f"w = 3, {solver} {steps} {spacing}", dict(guidance=SOLVER_W, solver=solver, steps=steps,
+                                                                 spacing=spacing))
+                     for spacing in SPACINGS for steps in STEPS for solver in SOLVERS
+                     if (solver, steps, spacing) != ("dpmpp_2m", 20, "logsnr")]  # a guidance row
+
+
+def run(per_category: int, model: str = MODEL, rows: str = "all") -> dict:
     prompts = {split: scenes.benchmark_prompts(split, per_category) for split in ("seen", "held_out")}
-    pipe = zoo.load(MODEL)
-    result = {"per_category": per_category, "model": pipe.description, "rows": {}}
-    for name, sampling in runs():
+    pipe = load_model(model)
+    result = {"per_category": per_category, "model": pipe.description, "rows": {}, "baseline": {}}
+    for name, sampling in runs(rows):
         result["rows"][name] = measure(pipe, prompts, **sampling)
         print(name, {k: round(v["overall"], 3) for k, v in result["rows"][name].items() if isinstance(v, dict)},
-              flush=True)
-    old = {"seen": [(c, p) for c, p in prompts["seen"] if c in BASELINE_CATEGORIES]}
-    result["baseline"] = {BASELINE: measure(zoo.load(BASELINE), old, guidance=SOLVER_W)}
+              {k: round(v, 3) for k, v in result["rows"][name]["seen"].items()}, flush=True)
+    if rows == "all":
+        old = {"seen": [(c, p) for c, p in prompts["seen"] if c in BASELINE_CATEGORIES]}
+        result["baseline"] = {BASELINE: measure(zoo.load(BASELINE), old, guidance=SOLVER_W)}
     return result
 
 
@@ -136,6 +151,11 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--per-category", type=int, default=50, help="prompts per category and split")
     ap.add_argument("--update-card", action="store_true", help=f"write the numbers into weights/{MODEL}")
+    ap.add_argument("--model", default=MODEL, help="a zoo entry or a checkpoint folder (e.g. a run's release, to "
+                                                   "compare a pilot)")
+    ap.add_argument("--rows", choices=ROWS, default="all", help="headline: w = 3, DPM-Solver++ 2M 20 steps only; "
+                                                                "guidance: each w; all: also every solver")
+    ap.add_argument("--report", default="text2image", help="bench/out/REPORT.md and .json")
     ap.add_argument("--frontier", action="store_true", help="the few-step frontier instead "
                     "(bench/out/text2image_frontier.md)")
     args = ap.parse_args()
@@ -145,9 +165,11 @@ def main():
         r = text_frontier(args.per_category)
         write_report("text2image_frontier", r, frontier_markdown(r))
         return
-    r = run(args.per_category)
+    if args.update_card and (args.model != MODEL or args.rows != "all"):
+        ap.error(f"--update-card records the full table of {MODEL}: no --model or --rows")
+    r = run(args.per_category, args.model, args.rows)
     text = markdown(r)
-    write_report("text2image", r, text)
+    write_report(args.report, r, text)
     if args.update_card:
         from zoo.hub import record_evaluation
 

@@ -40,6 +40,17 @@ def test_every_category_is_drawn_and_captions_parse_to_their_category(items):
     assert 0.5 < seen[S.ABSOLUTE] / singles < 0.7
 
 
+def test_a_mixture_weighs_the_categories_and_bad_ones_are_refused():
+    only = S.sample_scenes(200, seed=1, mixture={"position": 2.0, "color_attr": 2.0})  # normalised to 1/2 each
+    assert {c for c, _, _ in only} == {"position", "color_attr"}
+    assert 60 < sum(c == "position" for c, _, _ in only) < 140
+    assert S.sample_scenes(50, seed=1, mixture=S.MIXTURE) == S.sample_scenes(50, seed=1)  # the default
+    for bad, message in (({"positon": 1.0}, "unknown scene categories"), ({"position": -1.0}, "non-negative"),
+                         ({"position": 0.0}, "not all zero"), ({"position": float("nan")}, "finite")):
+        with pytest.raises(ValueError, match=message):
+            S.sample_scenes(10, mixture=bad)
+
+
 def test_training_scenes_never_show_a_held_out_combination(items):
     for _, objects, caption in items:
         assert not {(o.color, o.shape) for o in objects} & S.HELD_OUT_PAIRS, caption

@@ -271,3 +271,35 @@ def test_trainers_take_the_scenes_data_set(tmp_path):
     config = hub.load_config(tmp_path / "dit" / "release")
     assert config["net"]["input_size"] == 12 and config["data"]["dataset"] == "scenes"
     assert set(config["eval"]["prompt_following_by_guidance"]["3.0"]) >= {"counting", "position", "overall"}
+
+
+def test_fine_tuning_starts_from_a_release_on_another_mixture(tmp_path):
+    """--init-from loads a released DiT (lr 0 keeps it: the fine-tuned release holds the same
+    weights); --mixture weighs the scenes categories and is recorded; mismatches are refused."""
+    from safetensors.torch import load_file
+
+    from trainers import text2image, vae
+
+    vae.main(["--dataset", "scenes", "--num-images", "16", "--steps", "1", "--ckpt-every", "1", "--batch-size", "4",
+              "--channels", "8,8,8", "--out", str(tmp_path / "vae")])
+    sized = lambda width: ["--dataset", "scenes", "--vae", str(tmp_path / "vae" / "release"), "--vae-name",
+                           "scenes-vae", "--num-images", "16", "--steps", "1", "--ckpt-every", "1", "--batch-size", "4",
+                           "--width", width, "--depth", "1", "--heads", "2", "--text-width", "32", "--text-layers", "1",
+                           "--eval-samples", "2"]
+    small = sized("32")
+    text2image.main([*small, "--out", str(tmp_path / "base")])
+    base = tmp_path / "base" / "release"
+    text2image.main([*small, "--init-from", str(base), "--mixture", "position=3,counting=1", "--lr", "0",
+                     "--seed", "5", "--out", str(tmp_path / "tuned")])
+    tuned = tmp_path / "tuned" / "release"
+    before, after = load_file(base / "model.safetensors"), load_file(tuned / "model.safetensors")
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    mixture = hub.load_config(tuned)["data"]["mixture"]
+    assert mixture["position"] == 0.75 and mixture["counting"] == 0.25 and mixture["single_object"] == 0.0
+    with pytest.raises(ValueError, match=r"differs from this run's dit in \['width'\]"):
+        text2image.main([*sized("64"), "--init-from", str(base),
+                         "--out", str(tmp_path / "wider")])
+    with pytest.raises(SystemExit):  # argparse: a category the scenes do not have
+        text2image.main([*small, "--mixture", "positions=1", "--out", str(tmp_path / "typo")])
+    with pytest.raises(ValueError, match="--mixture weighs the scenes"):
+        text2image.main(["--mixture", "position=1", "--out", str(tmp_path / "shapes")])

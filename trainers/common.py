@@ -83,6 +83,7 @@ class LoopConfig:
     grad_accum: int = 1
     resume: bool = False
     push_to_hub: str | None = None
+    init_from: str | None = None  # a released checkpoint folder whose weights the run starts from
     # not a flag: the run-defining flags (loop_config), recorded in the checkpoint's state.json
     run: dict = field(default_factory=dict)
 
@@ -111,6 +112,9 @@ def add_loop_args(parser: argparse.ArgumentParser, **defaults) -> argparse.Argum
     group.add_argument("--grad-accum", type=int, default=base.grad_accum)
     group.add_argument("--resume", action="store_true", default=base.resume, help="continue from OUT/checkpoint")
     group.add_argument("--push-to-hub", metavar="REPO_ID", default=base.push_to_hub)
+    group.add_argument("--init-from", metavar="FOLDER", default=base.init_from,
+                       help="start from the weights of a released checkpoint folder (same architecture and net "
+                            "config; e.g. weights/scenes-t2i) to fine-tune it; optimizer and EMA start afresh")
     return parser
 
 
@@ -186,6 +190,20 @@ def image_grid(images: torch.Tensor, nrow: int | None = None):
     return to_pil_image((grid + 1) / 2)
 
 
+def init_weights(net: torch.nn.Module, folder: str, release: Release) -> None:
+    """Load a released checkpoint's weights into `net` (fine-tuning). The checkpoint is
+    validated as any download is, and must have the run's architecture and net config."""
+    loaded, config = hub.load_checkpoint(folder)
+    as_json = lambda c: json.loads(json.dumps(dataclasses.asdict(c)))
+    # through the config class, so fields newer than the checkpoint take their defaults
+    mine, theirs = as_json(release.net_config), as_json(type(release.net_config)(**config["net"]))
+    differ = sorted(k for k in {*mine, *theirs} if mine.get(k) != theirs.get(k))
+    if config["arch"] != release.arch or differ:
+        raise ValueError(f"--init-from {public_path(folder)}: a {config['arch']} checkpoint whose net config differs "
+                         f"from this run's {release.arch} in {differ or ['arch']}; fine-tuning needs the same network")
+    net.load_state_dict(loaded.state_dict())
+
+
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
 
@@ -208,6 +226,8 @@ class _Loop:
         # EMA is built from the plain module before DDP wraps it; it lives outside DDP. Only the
         # parameters are averaged: the nets' buffers are constants (attention masks, position
         # tables, token maps), and averaging a causal mask's -inf entries gives NaN.
+        if cfg.init_from:  # before the EMA copies the net (a --resume loads over both)
+            init_weights(net, cfg.init_from, release)
         self.ema = AveragedModel(net, multi_avg_fn=ema_multi_avg_fn(cfg.ema_decay), use_buffers=False)
         self.ema.to(self.acc.device)
         optimizer = (optimizer_fn or (lambda p: torch.optim.AdamW(p, lr=cfg.lr, weight_decay=0.0)))(net.parameters())

@@ -72,6 +72,9 @@ def parse_args(argv=None):
                     help="keep the --text-encoder tower fixed (default: frozen with pretrained weights, as Imagen "
                          "freezes its T5; trained when randomly initialised)")
     ap.add_argument("--caption-dropout", type=float, default=DiT.Config.caption_dropout)
+    ap.add_argument("--mixture", type=mixture_arg, metavar="CATEGORY=WEIGHT,...",
+                    help="scenes only: the share of training scenes per category (unnamed ones get 0; default "
+                         "zoo.data.scenes.MIXTURE), e.g. to weigh the spatial captions up when fine-tuning")
     ap.add_argument("--objective", choices=PARAMETERISATIONS, default="v")
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="vp-cosine")
     ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform")
@@ -80,6 +83,24 @@ def parse_args(argv=None):
     add_loop_args(ap, steps=10000, batch_size=64, lr=5e-4, warmup=300, lr_decay="cosine", ema_decay=0.999,
                   ckpt_every=1000, log_every=50, out="runs/t2i-shapes")
     return ap.parse_args(argv)
+
+
+def mixture_arg(text: str) -> dict:
+    """'position=0.35,color_attr=0.15' -> shares of the scenes categories (checked, normalised)."""
+    from zoo.data.scenes import check_mixture
+
+    try:
+        pairs = dict(item.split("=", 1) for item in text.split(","))
+        return check_mixture({k.strip(): float(v) for k, v in pairs.items()})
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(f"{err} (expected CATEGORY=WEIGHT,...)") from None
+
+
+def load_data(args, seed: int):
+    """(ImageData, captions) of the generated training set, of --mixture when given."""
+    if args.mixture is None:
+        return captioned(args.dataset).load(args.num_images, seed)
+    return captioned(args.dataset).load(args.num_images, seed, mixture=args.mixture)
 
 
 def net_config(args) -> DiT.Config:
@@ -190,7 +211,8 @@ def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, a
               "scale": space.scale, "shift": space.shift}
     prompts = data.captions(args.eval_samples, EVAL_SEED)
     return Release("dit", config, diffusion, card,
-                   extra={"latent": latent, "data": {"dataset": data.name, "size": args.num_images}},
+                   extra={"latent": latent, "data": {"dataset": data.name, "size": args.num_images,
+                                                      **({"mixture": args.mixture} if args.mixture else {})}},
                    dtype=torch.float16 if args.fp16_weights else torch.float32,
                    command=command_line("trainers.text2image", argv), evaluate=evaluation(pipe_for, prompts, data))
 
@@ -198,10 +220,12 @@ def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, a
 def main(argv=None):
     args = parse_args(argv)
     vae_name(args)  # before any work: a release must name its VAE publicly
+    if args.mixture is not None and args.dataset != "scenes":
+        raise ValueError(f"--mixture weighs the scenes data set's categories; {args.dataset} has none")
     cfg = loop_config(args, may_change=("fp16_weights", "eval_samples", "vae_name"))
     config = net_config(args)
     tower = tower_start(args, config.text)
-    data, captions = captioned(args.dataset).load(args.num_images, cfg.seed)
+    data, captions = load_data(args, cfg.seed)
     space, latents = prepare_latents(args.vae, data)
     if tuple(latents.shape[1:]) != (config.in_channels, config.input_size, config.input_size):
         raise ValueError(f"the VAE's latents are {tuple(latents.shape[1:])}, the DiT takes "

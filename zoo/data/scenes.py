@@ -176,11 +176,24 @@ def label(category: str, caption: str) -> str:
     return ABSOLUTE if single and any(position_phrase(p) in caption for p in POSITIONS) else category
 
 
-def sample_scenes(n: int, seed: int = 0) -> list:
-    """n training scenes [(category, objects, caption)], categories drawn from MIXTURE (a
-    one-shape caption that names a position is labelled ABSOLUTE)."""
+def check_mixture(mixture: dict) -> dict:
+    """A mixture of the six categories: non-negative weights, normalised to shares."""
+    unknown = set(mixture) - set(CATEGORIES)
+    if unknown:
+        raise ValueError(f"unknown scene categories {sorted(unknown)}; the mixture names some of {CATEGORIES}")
+    weights = {c: float(mixture.get(c, 0.0)) for c in CATEGORIES}
+    if not all(np.isfinite(w) and w >= 0 for w in weights.values()) or sum(weights.values()) <= 0:
+        raise ValueError(f"mixture weights must be finite, non-negative and not all zero, got {mixture}")
+    total = sum(weights.values())
+    return {c: w / total for c, w in weights.items()}
+
+
+def sample_scenes(n: int, seed: int = 0, mixture: dict | None = None) -> list:
+    """n training scenes [(category, objects, caption)], categories drawn from `mixture`
+    (default MIXTURE; a one-shape caption that names a position is labelled ABSOLUTE)."""
     rng = np.random.default_rng(seed)
-    names, weights = list(MIXTURE), np.array(list(MIXTURE.values()))
+    shares = check_mixture(mixture or MIXTURE)
+    names, weights = list(shares), np.array(list(shares.values()))
     out = []
     for category in rng.choice(names, size=n, p=weights / weights.sum()):
         objects, caption = random_scene(rng, str(category))
@@ -188,12 +201,12 @@ def sample_scenes(n: int, seed: int = 0) -> list:
     return out
 
 
-def scenes_dataset(n: int, seed: int = 0):
+def scenes_dataset(n: int, seed: int = 0, mixture: dict | None = None):
     """A `datasets.Dataset` of n captioned scenes (image, caption, category, objects: the
-    ground truth as JSON), the same for the same (n, seed)."""
+    ground truth as JSON), the same for the same (n, seed, mixture)."""
     import datasets
 
-    items = sample_scenes(n, seed)
+    items = sample_scenes(n, seed, mixture)
     features = datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string"),
                                   "category": datasets.Value("string"), "objects": datasets.Value("string")})
     columns = {"image": [Image.fromarray(render(objs)) for _, objs, _ in items],
@@ -202,11 +215,11 @@ def scenes_dataset(n: int, seed: int = 0):
     return datasets.Dataset.from_dict(columns, features=features)
 
 
-def load_scenes(n: int, seed: int = 0):
+def load_scenes(n: int, seed: int = 0, mixture: dict | None = None):
     """(ImageData of the n images as uint8 (n, 3, 48, 48), their captions), for training."""
     from zoo.data.images import ImageData, to_uint8_chw
 
-    ds = scenes_dataset(n, seed)
+    ds = scenes_dataset(n, seed, mixture)
     images = to_uint8_chw(ds["image"])
     return ImageData(f"scenes-{n}-seed{seed}", images, torch.full((n,), -1, dtype=torch.int64)), list(ds["caption"])
 
