@@ -155,6 +155,24 @@ def test_changed_net_size_exits_with_the_message_not_a_traceback(toy_run):
     assert "Traceback" not in proc.stderr + proc.stdout
 
 
+def test_resume_at_the_checkpoints_step_finalises_the_release_and_past_it_is_refused(toy_run, tmp_path):
+    """Stopping a run early: --resume with --steps equal to the checkpoint's step writes the
+    final release (the card lists both commands); --steps below it is refused, nothing written."""
+    import shutil
+
+    from trainers.toy2d import main
+
+    run = tmp_path / "run"
+    shutil.copytree(toy_run, run)
+    before = files_under(run)
+    with pytest.raises(RunChanged, match="is at step 4, past --steps 2"):
+        main([*TOY[:1], "2", *TOY[2:], "--out", str(run), "--resume"])
+    assert files_under(run) == before
+    main([*TOY, "--out", str(run), "--resume"])
+    card = (run / "release" / "README.md").read_text()
+    assert card.count("python -m trainers.toy2d") == 2 and "**steps**: 4" in card
+
+
 def test_resume_with_more_steps_and_a_push_equals_an_uninterrupted_run(tmp_path, online, capfd):  # noqa: F811
     from safetensors.torch import load, load_file
 

@@ -401,6 +401,7 @@ def train(
     acc.wait_for_everyone()
     if cfg.resume:
         loop.load_state()
+        _stop_early(loop)
     log = _Log(loop.out / "log.csv", loop.step) if acc.is_main_process else None
     acc.init_trackers("train")
     bar = tqdm(total=cfg.steps, initial=loop.step, disable=not acc.is_main_process, desc="train")
@@ -419,6 +420,16 @@ def train(
         acc.end_training()
         _release_accelerate_state(acc)
     return TrainResult(loop.step, loop.final_loss, loop.wall, cfg.release_dir, loop.ema.module)
+
+
+def _stop_early(loop: _Loop) -> None:
+    """A --resume whose --steps is the checkpoint's step ends the run there: the release becomes
+    the final one (evaluation, and the command in the card); one past it is refused."""
+    if loop.step > loop.cfg.steps:
+        raise RunChanged(f"--resume refused: the checkpoint in {public_path(loop.ckpt, loop.cfg.out)} is at step "
+                         f"{loop.step}, past --steps {loop.cfg.steps}")
+    if loop.step == loop.cfg.steps and loop.acc.is_main_process:
+        loop.write_release()
 
 
 def _clean_orphans(loop: _Loop) -> None:
