@@ -165,8 +165,8 @@ def main():
         r = text_frontier(args.per_category)
         write_report("text2image_frontier", r, frontier_markdown(r))
         return
-    if args.update_card and (args.model != MODEL or args.rows != "all"):
-        ap.error(f"--update-card records the full table of {MODEL}: no --model or --rows")
+    if args.update_card and (args.model != MODEL or args.rows == "headline"):
+        ap.error(f"--update-card records the guidance rows of {MODEL}: no --model, --rows guidance or all")
     r = run(args.per_category, args.model, args.rows)
     text = markdown(r)
     write_report(args.report, r, text)

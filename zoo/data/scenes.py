@@ -192,7 +192,9 @@ def sample_scenes(n: int, seed: int = 0, mixture: dict | None = None) -> list:
     """n training scenes [(category, objects, caption)], categories drawn from `mixture`
     (default MIXTURE; a one-shape caption that names a position is labelled ABSOLUTE)."""
     rng = np.random.default_rng(seed)
-    shares = check_mixture(mixture or MIXTURE)
+    # the default keeps MIXTURE's own order, so a seed gives the scenes the bundled models were
+    # trained on; a given mixture draws in the order of CATEGORIES
+    shares = MIXTURE if mixture is None else check_mixture(mixture)
     names, weights = list(shares), np.array(list(shares.values()))
     out = []
     for category in rng.choice(names, size=n, p=weights / weights.sum()):
