@@ -223,11 +223,11 @@ class _Loop:
         # picks MULTI_CPU with gloo instead of running every process as a lone single process.
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                                log_with=tracker, project_dir=cfg.out, cpu=not _has_accelerator())
+        if cfg.init_from:  # before the EMA copies the net (a --resume loads over both)
+            init_weights(net, cfg.init_from, release)
         # EMA is built from the plain module before DDP wraps it; it lives outside DDP. Only the
         # parameters are averaged: the nets' buffers are constants (attention masks, position
         # tables, token maps), and averaging a causal mask's -inf entries gives NaN.
-        if cfg.init_from:  # before the EMA copies the net (a --resume loads over both)
-            init_weights(net, cfg.init_from, release)
         self.ema = AveragedModel(net, multi_avg_fn=ema_multi_avg_fn(cfg.ema_decay), use_buffers=False)
         self.ema.to(self.acc.device)
         optimizer = (optimizer_fn or (lambda p: torch.optim.AdamW(p, lr=cfg.lr, weight_decay=0.0)))(net.parameters())
