@@ -294,6 +294,11 @@ def test_fine_tuning_starts_from_a_release_on_another_mixture(tmp_path):
     tuned = tmp_path / "tuned" / "release"
     before, after = load_file(base / "model.safetensors"), load_file(tuned / "model.safetensors")
     assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    training = hub.load_config(tuned)["training"]  # a fine-tuned model states all its training
+    assert training["steps_before"] == 1 and training["init_from"] == "release"  # public_path: no local folders
+    assert hub.training_steps(hub.load_config(tuned)) == 2  # what the model line shows
+    assert [hub.training_steps({"training": t}) for t in ({"steps": 5}, {"steps": 5, "steps_before": -3},
+                                                           {"steps": True}, {})] == [5, 5, None, None]
     mixture = hub.load_config(tuned)["data"]["mixture"]
     assert mixture["position"] == 0.75 and mixture["counting"] == 0.25 and mixture["single_object"] == 0.0
     with pytest.raises(ValueError, match=r"differs from this run's dit in \['width'\]"):

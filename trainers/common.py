@@ -57,6 +57,7 @@ from trainers.published import (  # noqa: F401 - trainers
     public_path,
     redact,  # import these from here
 )
+from trainers.init_from import init_weights
 from trainers.resume import RunChanged, changed_message, check_resume, run_flags
 from trainers.state_files import flatten_optimizer, rng_state, set_rng_state, state_tensors, unflatten_optimizer
 from zoo import cpu, hub
@@ -190,20 +191,6 @@ def image_grid(images: torch.Tensor, nrow: int | None = None):
     return to_pil_image((grid + 1) / 2)
 
 
-def init_weights(net: torch.nn.Module, folder: str, release: Release) -> None:
-    """Load a released checkpoint's weights into `net` (fine-tuning). The checkpoint is
-    validated as any download is, and must have the run's architecture and net config."""
-    loaded, config = hub.load_checkpoint(folder)
-    as_json = lambda c: json.loads(json.dumps(dataclasses.asdict(c)))
-    # through the config class, so fields newer than the checkpoint take their defaults
-    mine, theirs = as_json(release.net_config), as_json(type(release.net_config)(**config["net"]))
-    differ = sorted(k for k in {*mine, *theirs} if mine.get(k) != theirs.get(k))
-    if config["arch"] != release.arch or differ:
-        raise ValueError(f"--init-from {public_path(folder)}: a {config['arch']} checkpoint whose net config differs "
-                         f"from this run's {release.arch} in {differ or ['arch']}; fine-tuning needs the same network")
-    net.load_state_dict(loaded.state_dict())
-
-
 def _has_accelerator() -> bool:
     return torch.cuda.is_available() or torch.backends.mps.is_available()
 
@@ -223,8 +210,8 @@ class _Loop:
         # picks MULTI_CPU with gloo instead of running every process as a lone single process.
         self.acc = Accelerator(mixed_precision=cfg.mixed_precision, gradient_accumulation_steps=cfg.grad_accum,
                                log_with=tracker, project_dir=cfg.out, cpu=not _has_accelerator())
-        if cfg.init_from:  # before the EMA copies the net (a --resume loads over both)
-            init_weights(net, cfg.init_from, release)
+        # before the EMA copies the net (a --resume loads over both)
+        self.start = init_weights(net, cfg.init_from, release.arch, release.net_config) if cfg.init_from else {}
         # EMA is built from the plain module before DDP wraps it; it lives outside DDP. Only the
         # parameters are averaged: the nets' buffers are constants (attention masks, position
         # tables, token maps), and averaging a causal mask's -inf entries gives NaN.
@@ -356,7 +343,8 @@ def _training_facts(loop: _Loop) -> dict:
     cfg = loop.cfg
     return {"steps": loop.step, "batch_size": cfg.batch_size, "num_processes": loop.acc.num_processes,
             "grad_accum": cfg.grad_accum, "lr": cfg.lr, "ema_decay": cfg.ema_decay, "seed": cfg.seed,
-            "mixed_precision": cfg.mixed_precision, "final_loss": loop.final_loss, "wall_time_s": round(loop.wall, 3)}
+            "mixed_precision": cfg.mixed_precision, "final_loss": loop.final_loss, "wall_time_s": round(loop.wall, 3),
+            **loop.start}
 
 
 

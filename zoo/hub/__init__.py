@@ -14,7 +14,7 @@ network (time budgets of every Hub call), remote (resolution, bounded downloads,
 """
 from zoo.hub.card import CARD_NAME, LIBRARY_NAME, CardInfo, make_card, read_card
 from zoo.hub.checkpoint import (CONFIG_NAME, SAMPLES_NAME, WEIGHTS_NAME, is_checkpoint, load_checkpoint, load_config,
-                                load_weights, record_evaluation, save_checkpoint, weights_sha256)
+                                load_weights, record_evaluation, save_checkpoint, training_steps, weights_sha256)
 from zoo.hub.files import atomic_write_text, clean_orphans, recover_dir, replace_dir, temp_sibling
 from zoo.hub.network import BUDGET, HubTimeout
 from zoo.hub.validation import (CheckpointError, build_on_meta, check_config, load_validated_weights, read_header,
@@ -26,7 +26,8 @@ from zoo.hub.remote import (MAX_DOWNLOAD_BYTES, HubError, Plan, RepoMetadata, We
 __all__ = [
     "CARD_NAME", "LIBRARY_NAME", "CardInfo", "make_card", "read_card", "CONFIG_NAME", "SAMPLES_NAME", "WEIGHTS_NAME",
     "is_checkpoint", "load_checkpoint", "load_config", "load_weights", "record_evaluation", "save_checkpoint",
-    "weights_sha256", "atomic_write_text", "clean_orphans", "recover_dir", "replace_dir", "temp_sibling",
+    "training_steps", "weights_sha256", "atomic_write_text", "clean_orphans", "recover_dir", "replace_dir",
+    "temp_sibling",
     "WeightsNotFound",
     "cached_snapshot", "hub_endpoint", "hub_offline", "locate", "probe_hub", "push_folder", "resolve", "BUDGET",
     "HubTimeout", "MAX_DOWNLOAD_BYTES", "HubError", "Plan", "RepoMetadata", "check_repo_id", "check_revision",

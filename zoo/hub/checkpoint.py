@@ -190,6 +190,16 @@ def record_evaluation(folder, evaluation: dict, text: str, source: str) -> None:
     atomic_write_text(folder / CARD_NAME, card + f"\n\n## Evaluation ({source})\n\n" + text)
 
 
+def training_steps(config: dict) -> int | None:
+    """The optimizer steps that made a checkpoint: its run's plus those of the checkpoint it
+    was fine-tuned from (training.steps_before, trainers' --init-from); None when unrecorded."""
+    training = config.get("training", {})
+    steps, before = training.get("steps"), training.get("steps_before", 0)
+    if not isinstance(steps, int) or isinstance(steps, bool):
+        return None
+    return steps + (before if isinstance(before, int) and not isinstance(before, bool) and before > 0 else 0)
+
+
 def weights_sha256(folder) -> str:
     """SHA-256 of a checkpoint's weights file: pins a component (a DiT's VAE) to exact weights."""
     digest = hashlib.sha256()

@@ -94,14 +94,14 @@ class PixelPipeline(Pipeline):
 
 def load_pipeline(folder: Path, device: Optional[str] = None) -> PixelPipeline:
     """Registry builder: checkpoint folder -> pipeline (on the CPU until a call places it)."""
-    from zoo.hub import load_checkpoint
+    from zoo.hub import load_checkpoint, training_steps
 
     net, config = load_checkpoint(folder, device=device or "cpu")
     d = DiffusionConfig(**config["diffusion"])
     shape = (net.config.in_channels, net.config.image_size, net.config.image_size)
     evaluation = config.get("eval", {})
     denoiser = d.denoiser(net).eval()
-    steps = config.get("training", {}).get("steps", "?")
+    steps = training_steps(config) or "?"
     pipe = PixelPipeline(denoiser, d.schedule, shape,
                          f"UNet, {d.parameterisation} objective, {d.schedule} schedule, {steps} training steps",
                          evaluation)

@@ -244,7 +244,7 @@ def load_pipeline(folder: Path, device: Optional[str] = None, allow_local_vae: b
     """Registry builder: a DiT checkpoint folder (+ the VAE its config names) -> pipeline.
     allow_local_vae: the config may name its VAE by a local folder (a model trained here,
     on a VAE given by path; never for a downloaded one). On the CPU until a call places it."""
-    from zoo.hub import CONFIG_NAME, load_checkpoint
+    from zoo.hub import CONFIG_NAME, load_checkpoint, training_steps
 
     device = device or "cpu"
     net, config = load_checkpoint(folder, device=device)
@@ -256,7 +256,7 @@ def load_pipeline(folder: Path, device: Optional[str] = None, allow_local_vae: b
     if tuple(space.vae.config.latent_shape) != (c.in_channels, c.input_size, c.input_size):
         raise ValueError(f"the VAE makes {space.vae.config.latent_shape} latents, the DiT takes "
                          f"{(c.in_channels, c.input_size, c.input_size)}")
-    steps = config.get("training", {}).get("steps", "?")
+    steps = training_steps(config) or "?"
     pipe = TextToImagePipeline(
         denoiser, space, (c.in_channels, c.input_size, c.input_size),
         f"DiT ({sum(p.numel() for p in net.parameters()) / 1e6:.1f}M parameters with its text encoder), "
