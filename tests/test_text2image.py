@@ -13,7 +13,7 @@ from zoo import hub, registry
 from zoo.data import shapes
 from zoo.diffusion import DiffusionConfig, sample
 from zoo.nets.dit import DiT
-from zoo.nets.text_encoder import PAD, UNKNOWN, TextEncoder, bpe_tokenizer, vocab_ids
+from zoo.nets.text_encoder import PAD, UNKNOWN, TextEncoder, bpe_tokenizer, pretrained_config, vocab_ids
 from zoo.nets.vae import VAE, kl_divergence
 from zoo.pipelines.text2image import LatentSpace, load_pipeline, load_vae
 
@@ -66,6 +66,33 @@ def test_text_encoder_pools_at_the_end_of_text_token():
     end = mask.sum(1) - 1  # position of end-of-text
     expected = tokens[torch.arange(2), end] @ enc.transformer.text_projection
     assert torch.allclose(pooled, expected, atol=1e-6) and mask.sum().item() == 6 + 8
+
+
+def test_bidirectional_encoder_lets_early_words_see_later_ones_and_ignores_padding():
+    """causal=False (T5-style): the token of 'circle' in 'a red circle to the left of ...'
+    depends on 'left'; a causal encoder's cannot. Neither reads the padding."""
+    prompts = ["a red circle on the left", "a red circle on the right"]
+    for causal in (True, False):
+        torch.manual_seed(0)
+        enc = TextEncoder(TextEncoder.Config(vocab=VOCAB, width=32, layers=2, causal=causal)).eval()
+        _, tokens, mask = enc(enc.tokenize(prompts))
+        circle_moved = (tokens[0, 3] - tokens[1, 3]).abs().max().item()
+        assert (circle_moved > 1e-3) == (not causal), causal
+        with torch.no_grad():  # garbage in the padding row: the real tokens must not move
+            enc.transformer.token_embedding.weight[PAD] += 10 * torch.randn(32)
+        pooled2, tokens2, _ = enc(enc.tokenize(prompts))
+        assert torch.allclose(tokens2[mask], tokens[mask], atol=1e-5)
+    with pytest.raises(ValueError, match="causal=False applies to the from-scratch encoder"):
+        dataclasses.replace(pretrained_config("RN50"), causal=False)
+    assert DiT.Config(text={"vocab": VOCAB}).text.causal  # configs saved before the field load causal
+    from argparse import Namespace
+
+    from trainers.text2image import text_config
+
+    args = dict(dataset="scenes", text_width=128, text_layers=3, freeze_text_encoder=None)
+    assert not text_config(Namespace(**args, text_encoder="", text_attention="bidirectional")).causal
+    with pytest.raises(ValueError, match="--text-attention bidirectional applies to the from-scratch encoder"):
+        text_config(Namespace(**args, text_encoder="RN50", text_attention="bidirectional"))
 
 
 def test_dit_context_path_equals_text_path_and_caption_dropout_is_training_only():

@@ -64,6 +64,9 @@ def parse_args(argv=None):
     ap.add_argument("--heads", type=int, default=DiT.Config.heads)
     ap.add_argument("--text-width", type=int, default=TextEncoder.Config.width)
     ap.add_argument("--text-layers", type=int, default=TextEncoder.Config.layers)
+    ap.add_argument("--text-attention", choices=("causal", "bidirectional"), default="causal",
+                    help="the from-scratch encoder's self-attention: causal as CLIP's, or bidirectional as T5's "
+                         "(every word sees the whole prompt: relations and binding)")
     ap.add_argument("--text-encoder", default="", metavar="ARCH[/TAG]",
                     help="a pretrained open_clip text tower instead of the from-scratch encoder: ARCH/TAG (e.g. "
                          "ViT-B-32/openai; open_clip downloads the weights), or ARCH alone, randomly initialised; "
@@ -118,10 +121,13 @@ def text_config(args) -> TextEncoder.Config:
             raise ValueError("--freeze-text-encoder needs --text-encoder: the from-scratch encoder only learns the "
                              "caption words by training")
         return TextEncoder.Config(vocab=vocab_ids(captioned(args.dataset).vocabulary()), width=args.text_width,
-                                  layers=args.text_layers)
+                                  layers=args.text_layers, causal=args.text_attention == "causal")
     if (args.text_width, args.text_layers) != (TextEncoder.Config.width, TextEncoder.Config.layers):
         raise ValueError(f"--text-width / --text-layers size the from-scratch encoder; the open_clip tower "
                          f"{args.text_encoder} has its architecture's sizes")
+    if args.text_attention != "causal":
+        raise ValueError(f"--text-attention bidirectional applies to the from-scratch encoder; the open_clip tower "
+                         f"{args.text_encoder} was trained causal")
     return pretrained_config(args.text_encoder, frozen=args.freeze_text_encoder)
 
 

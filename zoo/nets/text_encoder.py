@@ -223,6 +223,11 @@ class TextEncoder(nn.Module):
         layers: int = 3
         pretrained: str = ""  # open_clip text tower "ARCH" or "ARCH/TAG" (pretrained_config); "": from scratch
         frozen: bool = False  # the tower is not trained (a pretrained one: module docstring)
+        # False: every token attends to every real token (a padding mask, no causal mask), as
+        # T5's encoder in Imagen (Saharia et al. 2022). CLIP's causal tower leaves an early noun
+        # blind to the words after it ("a red circle | to the left of ..."): a likely cause of
+        # failed relations and attribute binding. The from-scratch encoder only.
+        causal: bool = True
 
         # load-time bounds (zoo.hub.validation.check_config); other integers are widths, at
         # most the largest tensor dimension in the weights file; sizes the weights do not fix are capped.
@@ -234,6 +239,9 @@ class TextEncoder(nn.Module):
             self.vocab = tuple(self.vocab)
             if self.pretrained:
                 self._check_tower()
+                if not self.causal:
+                    raise ValueError(f"TextEncoder causal=False applies to the from-scratch encoder; open_clip's "
+                                     f"{self.pretrained} was trained causal")
             elif self.frozen:
                 raise ValueError("TextEncoder frozen applies to an open_clip tower (pretrained); the from-scratch "
                                  "encoder only learns the caption words by training")
@@ -276,7 +284,7 @@ class TextEncoder(nn.Module):
         self.transformer = TextTransformer(
             context_length=c.context_length, vocab_size=2 + len(c.vocab), width=c.width, heads=c.heads,
             layers=c.layers, output_dim=c.width, pad_id=PAD, eos_id=int(table[tok.eot_token_id]), pool_type="eos",
-            output_tokens=True)
+            output_tokens=True, no_causal_mask=not c.causal, use_pad_mask=not c.causal)
 
     def _open_clip_tower(self, c: "TextEncoder.Config"):
         """open_clip's tower of c.pretrained, randomly initialised (load_start_weights puts the
