@@ -177,9 +177,9 @@ def load_model(spec: str):
 
 def training_data(folder: Path) -> str:
     """The data set a checkpoint was trained on (its config.json's data.dataset)."""
-    from zoo.hub import load_config
+    import json
 
-    return load_config(Path(folder)).get("data", {}).get("dataset", "mnist-offline")
+    return json.loads((Path(folder) / "config.json").read_text()).get("data", {}).get("dataset", "mnist-offline")
 
 
 def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50, spacing: str = "logsnr",
