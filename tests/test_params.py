@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -154,6 +156,22 @@ def test_edm_lognormal_t_sampling_draws_karras_noise_levels(schedule):
     alpha, sigma = s.alpha_sigma(t)
     ln_s = torch.log(sigma / alpha)
     assert abs(float(ln_s.mean()) + 1.2) < 0.03 and abs(float(ln_s.std()) - 1.2) < 0.03
+
+
+@pytest.mark.parametrize("schedule", ["vp-cosine", "vp-linear", "flow"])
+def test_sd3_shift_lowers_log_snr_by_2_ln_3(schedule):
+    """Uniform draws, each moved to log-SNR - 2 ln 3; on the rectified flow that is SD3's
+    t' = 3 t / (1 + 2 t) (Esser et al. 2024, eq. 23)."""
+    s = SCHEDULES[schedule]
+    u = sample_t(2000, s, "uniform", torch.Generator().manual_seed(5))
+    t = sample_t(2000, s, "sd3-shift", torch.Generator().manual_seed(5))
+    assert float(t.min()) >= s.t_min and float(t.max()) <= s.t_max
+    inside = (t > s.t_min) & (t < s.t_max)
+    assert inside.double().mean() > 0.85  # vp-linear ends at log-SNR -10: its last 11% clamp to t_max
+    assert torch.allclose(s.log_snr(t)[inside], s.log_snr(u)[inside] - 2 * math.log(3), atol=1e-6)
+    if schedule == "flow":
+        assert torch.allclose(t, (3 * u / (1 + 2 * u)).clamp(s.t_min, s.t_max), atol=1e-9)
+    assert float(t.mean()) > float(u.mean()) + 0.1
 
 
 def test_t_sampling_is_in_range_and_logit_normal_concentrates():

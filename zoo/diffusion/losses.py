@@ -4,20 +4,31 @@ Denoising score matching (Vincent 2011; Song & Ermon 2019) and the DDPM simple l
 (Ho et al. 2020, Algorithm 1) are this loss with the eps / score targets; flow matching
 (Lipman et al. 2022) is the flow target under the flow schedule.
 """
+import math
+
 import torch
 
 from zoo.diffusion.params import loss_weight, target
 
-T_SAMPLINGS = ("uniform", "logit-normal", "edm-lognormal")
+T_SAMPLINGS = ("uniform", "logit-normal", "edm-lognormal", "sd3-shift")
 # EDM's training noise levels (Karras et al. 2022, Table 1): ln(sigma / alpha) ~ N(P_mean, P_std^2)
 EDM_P_MEAN, EDM_P_STD = -1.2, 1.2
+# SD3's timestep shift (Esser et al. 2024, section 5.3.2), the value of its 1024^2 training
+SD3_SHIFT = 3.0
 
 
 def sample_t(n: int, schedule, how: str = "uniform", generator=None, device=None) -> torch.Tensor:
     """Training times in [t_min, t_max]: uniform (DDPM), logit-normal(0, 1) (Esser et al.
     2024, SD3), which concentrates on the middle of the path, or edm-lognormal: EDM's
     ln s ~ N(-1.2, 1.2^2) for s = sigma / alpha, i.e. log-SNR = -2 ln s ~ N(2.4, 2.4^2),
-    mapped to t by the schedule's inverse (any schedule; clamped to [t_min, t_max])."""
+    mapped to t by the schedule's inverse (any schedule; clamped to [t_min, t_max]), or
+    sd3-shift: uniform t moved toward noise by SD3's shift s, t' = s t / (1 + (s - 1) t) on
+    the rectified flow, which is log-SNR lowered by 2 ln s on any schedule (more training
+    where the layout of an image is decided)."""
+    if how == "sd3-shift":
+        t = sample_t(n, schedule, "uniform", generator, device)
+        return schedule.t_of_log_snr(schedule.log_snr(t) - 2 * math.log(SD3_SHIFT)).clamp(schedule.t_min,
+                                                                                            schedule.t_max)
     if how == "edm-lognormal":
         ln_s = EDM_P_MEAN + EDM_P_STD * torch.randn(n, generator=generator, device=device, dtype=torch.float64)
         return schedule.t_of_log_snr(-2 * ln_s).clamp(schedule.t_min, schedule.t_max)
