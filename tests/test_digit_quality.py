@@ -9,6 +9,7 @@ import scipy.linalg
 import torch
 
 from bench import digit_quality as dq
+from bench import digit_report
 
 
 def frechet_by_scipy(a: np.ndarray, b: np.ndarray) -> float:
@@ -90,12 +91,12 @@ def test_conditional_card_keeps_the_guidance_section_and_replaces_its_own(tmp_pa
     (tmp_path / "README.md").write_text("# card\n\ntraining facts\n")
     record_evaluation(tmp_path, {"accuracy_w0": 0.95}, "GUIDED TABLE\n", "bench/guidance.py")
     for text in ("FIRST\n", "SECOND\n"):  # the second run replaces the first
-        source, merged = dq.merged_card_text(tmp_path, text)
+        source, merged = digit_report.merged_card_text(tmp_path, text)
         record_evaluation(tmp_path, {"accuracy_w0": 0.95}, merged, source)
     card = (tmp_path / "README.md").read_text()
     assert "## Evaluation (bench/guidance.py; bench/digit_quality.py)" in card
     assert card.count("GUIDED TABLE") == 1 and "SECOND" in card and "FIRST" not in card
-    assert card.index("GUIDED TABLE") < card.index(dq.SECTION.strip()) < card.index("SECOND")
+    assert card.index("GUIDED TABLE") < card.index(digit_report.SECTION.strip()) < card.index("SECOND")
 
 
 def test_memorisation_is_measured_against_the_models_own_training_set(monkeypatch):
