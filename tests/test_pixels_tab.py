@@ -50,6 +50,19 @@ def test_model_info_and_missing_cifar_weights(client):
     assert status.startswith("⚠") and "trainers.pixels" in status
 
 
+def test_the_model_line_shows_the_cards_digit_quality_numbers():
+    from ui.pixels_tab import quality_note
+
+    ev = {"confident_digits": 0.762, "confident_solver": "dpmpp_2m, 20 steps", "real_confident": 0.94,
+          "frechet_distance": 3.02, "frechet_reference": 2.0, "class_share_min": 0.08, "class_share_max": 0.14,
+          "vlb_bits_per_dim_test": 1.234}
+    note = quality_note(ev)
+    assert "**76%** of samples" in note and "(dpmpp_2m, 20 steps; real test digits 94%)" in note
+    assert "**x1.51**" in note and "each digit 8%-14%" in note and "**1.234 bits/dim**" in note
+    assert quality_note({}) == ""  # a Hub model's card without the benchmark
+    assert quality_note({"vlb_bits_per_dim_test": 1.5}) == " · variational bound on real test digits **1.500 bits/dim**"
+
+
 def test_the_model_line_names_the_stored_optimized_times_and_the_tab_samples_with_them(client):
     assert "spacing `optimized` stored for dpmpp_2m at 4 steps" in client.predict("mnist", api_name="/pixels_info")
     status = client.predict(*{**ARGS, "steps": 4, "spacing": "optimized"}.values(), api_name="/pixels_sample")[2]

@@ -36,13 +36,25 @@ def model_info(name):
         return (f"**{name}**: {entry.description}\n\n**Weights not available here** (not bundled, not in the local "
                 f"cache, Hub unreachable). {how}")
     pipe = zoo.load(name)
-    ev = pipe.card
-    numbers = ""
+    return f"**{name}** ({where}): {pipe.description}{quality_note(pipe.card)}{optimized_note(pipe)}"
+
+
+def quality_note(ev: dict) -> str:
+    """The model card's digit-quality numbers (bench/digit_quality.py's `eval` keys) for the
+    model line; a card without them (a Hub model's) adds nothing."""
+    parts = []
+    if "confident_digits" in ev:
+        real = f"; real test digits {ev['real_confident']:.0%}" if "real_confident" in ev else ""
+        parts.append(f"**{ev['confident_digits']:.0%}** of samples classified as a digit with confidence > 0.9 "
+                     f"({ev['confident_solver']}{real})")
+    if ev.get("frechet_reference") and "frechet_distance" in ev:
+        parts.append(f"Frechet distance to real digits **x{ev['frechet_distance'] / ev['frechet_reference']:.2f}** "
+                     "that of real training digits")
+    if "class_share_min" in ev:
+        parts.append(f"each digit {ev['class_share_min']:.0%}-{ev['class_share_max']:.0%} of samples (real: 10%)")
     if "vlb_bits_per_dim_test" in ev:
-        numbers = (f" · variational bound on real test digits **{ev['vlb_bits_per_dim_test']:.3f} bits/dim**"
-                   f" · {ev['confident_digits']:.0%} of samples classified as a digit with confidence > 0.9 "
-                   f"({ev['confident_solver']})")
-    return f"**{name}** ({where}): {pipe.description}{numbers}{optimized_note(pipe)}"
+        parts.append(f"variational bound on real test digits **{ev['vlb_bits_per_dim_test']:.3f} bits/dim**")
+    return "".join(f" · {p}" for p in parts)
 
 
 def _check(model, solver, steps, spacing, eta, seed, batch) -> dict:
