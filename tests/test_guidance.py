@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from gmm_cases import mixture
-from zoo.diffusion.guidance import classifier_free_guidance, classifier_guidance
+from zoo.diffusion import isotropic_gaussian, sample
+from zoo.diffusion.guidance import autoguidance, classifier_free_guidance, classifier_guidance
 from zoo.pipelines.toy2d import guided_mixture
 
 
@@ -85,3 +86,33 @@ def test_guided_mixture_refuses_cfg_without_a_conditional_model():
         guided_mixture(0, base="joint", n=10)
     with pytest.raises(ValueError, match=r"component must be in \[0, 2\]"):
         guided_mixture(3, n=10)
+
+
+def test_autoguidance_is_the_cfg_formula_with_the_bad_model_in_place_of_the_null_condition():
+    """D_w = D + w (D - D_bad) (Karras et al. 2024); w = 0 and a guide equal to the model
+    both leave the model exactly as it is."""
+    good, bad = isotropic_gaussian([0.0, 0.0], 1.0), isotropic_gaussian([0.0, 0.0], 1.5)
+    d, d_bad = good.denoiser("vp-cosine"), bad.denoiser("vp-cosine")
+    x, t = torch.randn(30, 2, dtype=torch.float64), torch.full((30,), 0.7, dtype=torch.float64)
+    assert torch.allclose(autoguidance(d, d_bad, 1.5)(x, t), 2.5 * d(x, t) - 1.5 * d_bad(x, t), atol=1e-12)
+    assert torch.equal(autoguidance(d, d_bad, 0.0)(x, t), d(x, t))
+    assert torch.allclose(autoguidance(d, d, 3.0)(x, t), d(x, t), atol=1e-12)
+    with pytest.raises(ValueError, match="guidance must be a finite number"):
+        autoguidance(d, d_bad, float("nan"))
+
+
+def test_autoguided_sampling_of_gaussians_keeps_the_law_without_guidance_and_narrows_it_with():
+    """Exact denoisers of N(0, 1) (the model) and N(0, 1.5^2) (a bad model: too broad, as
+    an undertrained one is): unguided, and guided by itself, the samples have the data's
+    std 1; guided by the bad model they are narrower (the difference points inward), and
+    more so as w grows."""
+    d = isotropic_gaussian([0.0], 1.0).denoiser("vp-cosine")
+    d_bad = isotropic_gaussian([0.0], 1.5).denoiser("vp-cosine")
+
+    def std(denoiser):
+        x = sample(denoiser, (4000, 1), schedule="vp-cosine", steps=100, solver="heun", seed=0, dtype=torch.float64)
+        return float(x.std())
+
+    assert abs(std(d) - 1.0) < 0.04 and abs(std(autoguidance(d, d, 2.0)) - 1.0) < 0.04
+    narrowed = [std(autoguidance(d, d_bad, w)) for w in (0.5, 1.0, 2.0)]
+    assert narrowed[0] < 0.97 and narrowed[0] > narrowed[1] > narrowed[2] > 0.3

@@ -178,3 +178,46 @@ def test_pixels_trainer_edm_objective_records_sigma_data(tmp_path):
     pipe = load_pipeline(release, device="cpu")
     assert pipe.denoiser.parameterisation == "edm" and pipe.denoiser.sigma_data == 0.5
     assert pipe(n=2, steps=2, solver="dpmpp_2m", seed=0).images.shape == (2, 28, 28, 1)
+
+
+def _tiny_pixel_pipeline(schedule="vp-cosine", size=8, seed=0):
+    from zoo.diffusion import DiffusionConfig
+    from zoo.pipelines.pixels import PixelPipeline
+
+    torch.manual_seed(seed)
+    config = UNet.Config(in_channels=1, image_size=size, base_channels=8, channel_mults=(1, 2), num_res_blocks=1,
+                         attn_resolutions=())
+    net = UNet(config).eval()
+    for p in net.parameters():  # the zero-initialised output layer would make every net the same
+        p.data.add_(0.05 * torch.randn_like(p))
+    return PixelPipeline(DiffusionConfig(schedule=schedule, parameterisation="v").denoiser(net), schedule,
+                         (1, size, size))
+
+
+def test_autoguided_sampling_counts_both_nets_and_is_per_sample_seeded():
+    """Autoguidance (Karras et al. 2024) in the pipeline: w = 0 is the plain model exactly;
+    w > 0 changes the samples, costs two network passes per evaluation at the same NFE,
+    and keeps sample i the same whatever the batch size."""
+    pipe, bad = _tiny_pixel_pipeline(), _tiny_pixel_pipeline(seed=1)
+    plain = pipe(n=3, steps=4, seed=7)
+    assert np.array_equal(pipe(n=3, steps=4, seed=7, autoguidance=0.0, guiding_model=bad).images, plain.images)
+    guided = pipe(n=3, steps=4, seed=7, autoguidance=1.0, guiding_model=bad)
+    assert guided.nfe == plain.nfe == 4 and guided.network_calls == 8 and plain.network_calls == 4
+    assert not np.array_equal(guided.images, plain.images)
+    one = pipe(n=1, steps=4, seed=9, autoguidance=1.0, guiding_model=bad)
+    assert np.array_equal(one.images[0], guided.images[2])
+
+
+@pytest.mark.parametrize("guiding, w, message", [
+    (None, 1.0, "autoguidance needs a guiding model"),
+    ("flow", 1.0, "the guiding model draws 1x8x8 images on the flow schedule"),
+    ("big", 1.0, "the guiding model draws 1x16x16 images"),
+    ("ok", float("inf"), "autoguidance w must be a finite number"),
+    ("ok", 4.5, r"autoguidance w must be in \[0, 4\]"),
+])
+def test_autoguidance_refuses_a_guide_it_cannot_compare(guiding, w, message):
+    pipe = _tiny_pixel_pipeline()
+    guide = {None: None, "ok": _tiny_pixel_pipeline(seed=1), "flow": _tiny_pixel_pipeline("flow"),
+             "big": _tiny_pixel_pipeline(size=16)}[guiding]
+    with pytest.raises(ValueError, match=message):
+        pipe(n=1, steps=2, autoguidance=w, guiding_model=guide)

@@ -1,4 +1,5 @@
-"""Guidance: classifier-free (Ho & Salimans 2022) and classifier (Dhariwal & Nichol 2021).
+"""Guidance: classifier-free (Ho & Salimans 2022), classifier (Dhariwal & Nichol 2021) and
+autoguidance (Karras et al. 2024).
 
 Convention, stated once: guidance strength w >= 0 with
     D_w = D(x, t | c) + w * (D(x, t | c) - D(x, t | null)),
@@ -17,6 +18,7 @@ from zoo.diffusion.schedules import get_schedule
 
 W_RANGE = (-1.0, 20.0)  # guidance w: -1 is the unconditional model; past 20 every zoo model's samples saturate
 SCALE_RANGE = (0.0, 20.0)  # classifier scale s: 0 is no classifier guidance
+AUTOGUIDANCE_RANGE = (0.0, 4.0)  # autoguidance w: Karras et al.'s best are w <= 2.5; past 4 digits saturate
 
 
 def check_guidance(w, name: str = "guidance") -> float:
@@ -38,6 +40,11 @@ def check_w(w, name: str = "guidance w") -> float:
 def check_scale(s, name: str = "classifier scale") -> float:
     """A classifier scale in SCALE_RANGE (as check_w)."""
     return _in_range(check_guidance(s, name), name, SCALE_RANGE)
+
+
+def check_autoguidance_w(w, name: str = "autoguidance w") -> float:
+    """An autoguidance weight in AUTOGUIDANCE_RANGE (as check_w)."""
+    return _in_range(check_guidance(w, name), name, AUTOGUIDANCE_RANGE)
 
 
 def _in_range(value: float, name: str, bounds: tuple) -> float:
@@ -72,14 +79,31 @@ def classifier_free_guidance(denoiser: Callable, w: float, cond: dict, uncond: d
                              interval: Optional[Tuple[float, float]] = None) -> Callable:
     """A denoiser D_w(x, t). Outside `interval` = (t_lo, t_hi) the conditional model alone
     is used (guidance in a limited interval, Kynkaanniemi et al. 2024), saving a call."""
+    return _guided(lambda x, t: denoiser(x, t, **cond), lambda x, t: denoiser(x, t, **uncond), w, interval)
+
+
+def autoguidance(denoiser: Callable, guiding: Callable, w: float,
+                 interval: Optional[Tuple[float, float]] = None) -> Callable:
+    """Autoguidance (Karras et al. 2024, "Guiding a Diffusion Model with a Bad Version of
+    Itself"): D_w = D(x, t) + w (D(x, t) - D_bad(x, t)), this module's CFG formula with the
+    unconditional model in place of the conditional one and a smaller, shorter-trained model
+    of the same data and schedule (`guiding`) in place of the null condition. Needing no
+    condition, it guides unconditional models; the two models' errors, alike in kind, cancel
+    in the difference, which points toward where the good model is surer than the bad one."""
+    return _guided(denoiser, guiding, w, interval)
+
+
+def _guided(first: Callable, second: Callable, w: float, interval) -> Callable:
+    """D = first + w (first - second) at times in `interval` (everywhere if None); first alone
+    elsewhere and at w = 0, so guidance that does not act costs no second call."""
     w, interval = check_guidance(w), check_interval(interval)
 
     def guided(x, t, **_):
-        x0_cond = denoiser(x, t, **cond)
+        x0_first = first(x, t)
         t0 = float(torch.as_tensor(t).reshape(-1)[0])
         if w == 0 or (interval is not None and not interval[0] <= t0 <= interval[1]):
-            return x0_cond
-        return cfg_combine(x0_cond, denoiser(x, t, **uncond), w)
+            return x0_first
+        return cfg_combine(x0_first, second(x, t), w)
 
     return guided
 

@@ -31,8 +31,6 @@ class GuidedOutput(ImageOutput):
     """nfe counts evaluations of the guided denoiser (as the DPM-Solver++ paper counts
     guided sampling); network_calls counts UNet passes (CFG makes two per evaluation)."""
 
-    network_calls: int = 0
-
 
 def _is_index(y) -> bool:
     return isinstance(y, numbers.Integral) and not isinstance(y, bool)

@@ -3,7 +3,8 @@
 
     pipe = zoo.load("mnist")
     out = pipe(n=16, steps=20, solver="dpmpp_2m", seed=0)
-    out.images (uint8, n x H x W x C), out.nfe, out.seconds
+    out.images (uint8, n x H x W x C), out.nfe, out.seconds, out.network_calls
+    pipe(n=16, autoguidance=1.0, guiding_model=zoo.load("mnist-guide"))   # Karras et al. 2024
 """
 import io
 import json
@@ -18,6 +19,8 @@ from PIL import Image, PngImagePlugin
 from zoo.pipelines.base import Pipeline
 from zoo.diffusion import DiffusionConfig
 from zoo.diffusion.config import optimized_times_of
+from zoo.diffusion import guidance
+from zoo.diffusion.sampling import Counted
 
 MAX_BATCH = 64
 
@@ -27,6 +30,7 @@ class ImageOutput:
     images: np.ndarray  # uint8 (n, H, W, C)
     nfe: int
     seconds: float
+    network_calls: int = 0  # network passes: nfe, or more with guidance (two per evaluation)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -86,10 +90,31 @@ class PixelPipeline(Pipeline):
         self.image_shape = tuple(image_shape)
 
     def __call__(self, n: int = 16, steps: int = 20, solver: str = "dpmpp_2m", seed: int = 0,
-                 spacing: str = "logsnr", callback=None, **options) -> ImageOutput:
-        out, _ = self.sample((check_batch(n), *self.image_shape), steps=steps, solver=solver, spacing=spacing,
-                             seed=seed, callback=callback, **options)
-        return ImageOutput(to_uint8(out.x0), out.nfe, out.seconds)
+                 spacing: str = "logsnr", callback=None, autoguidance: float = 0.0,
+                 guiding_model: Optional["PixelPipeline"] = None, **options) -> ImageOutput:
+        """n images; autoguidance w > 0 guides the model by `guiding_model`, a bad version of it
+        (zoo.diffusion.guidance.autoguidance; its registry entry's `guide`), at two network
+        passes per evaluation."""
+        w = self.check_autoguidance(autoguidance, guiding_model)
+        guiding = Counted(guiding_model.denoiser) if w else None
+        out, passes = self.sample((check_batch(n), *self.image_shape), steps=steps, solver=solver, spacing=spacing,
+                                  seed=seed, callback=callback, extra=(guiding_model.denoiser,) if w else (),
+                                  guide=(lambda net: guidance.autoguidance(net, guiding, w)) if w else None, **options)
+        return ImageOutput(to_uint8(out.x0), out.nfe, out.seconds, passes + (guiding.calls if w else 0))
+
+    def check_autoguidance(self, w, guiding_model) -> float:
+        """w in AUTOGUIDANCE_RANGE, and a guiding model that draws the same images on the same schedule."""
+        w = guidance.check_autoguidance_w(w)
+        if w == 0:
+            return w
+        if not isinstance(guiding_model, PixelPipeline):
+            raise ValueError("autoguidance needs a guiding model: a smaller, shorter-trained model of the same data "
+                             f"(zoo.load of the entry's guide), got {type(guiding_model).__name__}")
+        if guiding_model.schedule != self.schedule or guiding_model.image_shape != self.image_shape:
+            raise ValueError(f"the guiding model draws {'x'.join(map(str, guiding_model.image_shape))} images on the "
+                             f"{guiding_model.schedule} schedule, this model {'x'.join(map(str, self.image_shape))} "
+                             f"on {self.schedule}: autoguidance compares them at the same x_t and t")
+        return w
 
 
 def load_pipeline(folder: Path, device: Optional[str] = None) -> PixelPipeline:
