@@ -25,6 +25,8 @@ copies of the training set? Measured per solver and step count.
    copy) are reported.
 5. The variational bound in bits/dim on the 500 test digits (Ho et al. 2020, discrete
    pixels: bin width 2/255 on [-1, 1]).
+6. For a model whose registry entry has a guide (mnist: mnist-guide), the AUTOGUIDED rows
+   again with autoguidance (Karras et al. 2024) at the entry's w, as the tab samples it.
 """
 import argparse
 import time
@@ -45,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLVERS = (("dpmpp_2m", 10), ("dpmpp_2m", 20), ("heun", 10), ("heun", 20), ("ddim", 20), ("ddim", 50),
            ("ddpm", 100), ("ddpm", 250))
 HEADLINE = ("dpmpp_2m", 20)  # the tabs' default sampler: the model card's headline numbers
+AUTOGUIDED = (("dpmpp_2m", 10), ("dpmpp_2m", 20), ("heun", 20))  # again autoguided, for a model with a guide
 CONFIDENT = 0.9
 
 
@@ -183,16 +186,19 @@ def training_data(folder: Path) -> str:
 
 
 def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50, spacing: str = "logsnr",
-         guidance: float = 0.0) -> dict:
+         guidance: float = 0.0, autoguidance: float = 0.0, guiding_model=None) -> dict:
     """n samples as the app makes them (uint8, read back to [-1, 1]); sample i has seed i.
     A class-conditional model draws class i % 10 for sample i, with guidance w (default 0:
-    none; a distilled student takes it as its input and samples with its own sampler)."""
+    none; a distilled student takes it as its input and samples with its own sampler); an
+    unconditional one may be autoguided by `guiding_model` (a PixelPipeline) with weight
+    `autoguidance`."""
     images, seconds, nfe = [], 0.0, 0
     labels = torch.arange(n) % 10 if pipe.num_classes else None
     for start in range(0, n, chunk):
         k = min(chunk, n - start)
         if labels is None:
-            out = pipe.base(n=k, steps=steps, solver=solver, seed=start, spacing=spacing)
+            out = pipe.base(n=k, steps=steps, solver=solver, seed=start, spacing=spacing, autoguidance=autoguidance,
+                            guiding_model=guiding_model)
         else:
             out = pipe(labels[start:start + k].tolist(), steps=steps, solver=solver, seed=start, guidance=guidance,
                        spacing=spacing)
@@ -209,24 +215,52 @@ def test_vlb(pipe, test_x: torch.Tensor, n_terms: int = 200) -> float:
     return float(bits_per_dim(nats, test_x[0].numel(), bin_width=2 / 255).mean())
 
 
-def measure_model(ref: Reference, spec: str, n: int, solvers, vlb: bool) -> dict:
+def measure_model(ref: Reference, spec: str, n: int, solvers, vlb: bool, guide: str | None = None) -> dict:
+    """Every row of one model: (solver, steps) rows unguided, (solver, steps, w) rows
+    autoguided with weight w by `guide` (default: the model's registry entry's guide)."""
     folder, pipe = load_model(spec)
     rows, dataset = [], training_data(folder)
-    for solver, steps in solvers:
-        s = draw(pipe, n, solver, steps)
-        rows.append({"solver": solver, "steps": steps, "nfe": s["nfe"], "seconds": round(s["seconds"], 1),
+    guide = guide or entry_guide(spec)
+    guiding = load_model(guide)[1].base if guide and any(len(row) == 3 for row in solvers) else None
+    for solver, steps, *w in solvers:
+        w = w[0] if w and guiding is not None else 0.0
+        s = draw(pipe, n, solver, steps, autoguidance=w, guiding_model=guiding if w else None)
+        rows.append({"solver": solver, "steps": steps, "nfe": s["nfe"], "passes": s["passes"],
+                     "seconds": round(s["seconds"], 1), "autoguidance": w, **({"guide": guide} if w else {}),
                      **ref.measure(s["x"], s["labels"], dataset)})
-        print(f"{spec} {solver} {steps}: {rows[-1]['confident']:.1%} confident, FD x{rows[-1]['frechet_ratio']:.2f}",
-              flush=True)
+        print(f"{spec} {solver} {steps} (autoguidance {w:g}): {rows[-1]['confident']:.1%} confident, "
+              f"FD x{rows[-1]['frechet_ratio']:.2f}", flush=True)
     return {"model": spec, "folder": str(folder), "conditional": bool(pipe.num_classes), "rows": rows,
             "vlb_bits_per_dim_test": test_vlb(pipe, ref.test_x) if vlb else None}
 
 
-def run(models, solvers, n: int, vlb: bool = True) -> dict:
+def entry_guide(spec: str) -> str | None:
+    """The guiding model of a registry entry (autoguidance), None for a folder or an entry without one."""
+    from zoo import registry
+
+    try:
+        return registry.get_entry(spec).guide
+    except ValueError:
+        return None
+
+
+def with_autoguided_rows(spec: str, solvers: tuple) -> tuple:
+    """`solvers` plus AUTOGUIDED at the registry entry's autoguidance w, for a model that has a guide."""
+    from zoo import registry
+
+    if not entry_guide(spec):
+        return tuple(solvers)
+    w = registry.get_entry(spec).autoguidance
+    return (*solvers, *((solver, steps, w) for solver, steps in AUTOGUIDED))
+
+
+def run(models, solvers, n: int, vlb: bool = True, guide: str | None = None) -> dict:
+    """Every model's rows; solvers None: SOLVERS, and AUTOGUIDED for a model with a guide."""
     start = time.perf_counter()
     ref = Reference()
-    result = {"samples": n, "reference": ref.summary(), "models": [measure_model(ref, m, n, solvers, vlb)
-                                                                   for m in models]}
+    result = {"samples": n, "reference": ref.summary(),
+              "models": [measure_model(ref, m, n, solvers or with_autoguided_rows(m, SOLVERS), vlb, guide)
+                         for m in models]}
     result["bench_seconds"] = round(time.perf_counter() - start, 1)
     return result
 
@@ -257,9 +291,10 @@ def digit_frontier(spec: str, n: int) -> dict:
 
 
 def parse_solvers(text: str) -> tuple:
-    """'dpmpp_2m:20,ddpm:250' -> (('dpmpp_2m', 20), ('ddpm', 250))."""
-    pairs = [item.split(":") for item in text.split(",") if item]
-    return tuple((name, int(steps)) for name, steps in pairs)
+    """'dpmpp_2m:20,ddpm:250,dpmpp_2m:20:1.5' -> (('dpmpp_2m', 20), ('ddpm', 250), ('dpmpp_2m', 20, 1.5)):
+    a third field is an autoguidance w."""
+    rows = [item.split(":") for item in text.split(",") if item]
+    return tuple((name, int(steps), *(float(w) for w in rest)) for name, steps, *rest in rows)
 
 
 def main():
@@ -267,7 +302,10 @@ def main():
     ap.add_argument("--n", type=int, default=500)
     ap.add_argument("--model", action="append", help="bundled name or checkpoint folder (repeatable; default "
                                                      "mnist and mnist-cond)")
-    ap.add_argument("--solvers", type=parse_solvers, default=SOLVERS, help="e.g. dpmpp_2m:20,ddpm:250")
+    ap.add_argument("--solvers", type=parse_solvers, help="e.g. dpmpp_2m:20,ddpm:250,dpmpp_2m:20:1.5 (a third field: "
+                    "autoguidance w); default: the issue's eight rows, and AUTOGUIDED at the entry's w for a model "
+                    "with a guide")
+    ap.add_argument("--guide", help="the guiding model of autoguided rows (default: the registry entry's guide)")
     ap.add_argument("--no-vlb", action="store_true", help="skip the variational bound")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--report", default="digit_quality", help="bench/out/REPORT.md and .json")
@@ -283,9 +321,9 @@ def main():
         r = digit_frontier(models[0], args.n)
         write_report("digit_frontier", r, frontier_markdown(r))
         return
-    if args.update_card and (HEADLINE not in args.solvers or args.n != 500):
+    if args.update_card and ((args.solvers and HEADLINE not in args.solvers) or args.n != 500):
         ap.error(f"--update-card needs the headline setting {HEADLINE} and --n 500")
-    r = run(models, args.solvers, args.n, vlb=not args.no_vlb)
+    r = run(models, args.solvers, args.n, vlb=not args.no_vlb, guide=args.guide)
     write_report(args.report, r, markdown(r))
     if args.update_card:
         for m in r["models"]:

@@ -43,13 +43,15 @@ def model_table(m: dict, n: int) -> list:
     against = (f"; nearest training digits among its own training set, {first['memorisation_against']} (real test "
                f"digits' 1st percentile {first['nn_p1_real']:.3f})") if "memorisation_against" in first else ""
     lines = [f"`{m['model']}` ({kind}), {n} samples per row{against}:", "",
-             "| solver | steps | NFE | confident" + (" | requested class" if cond else "")
+             "| solver | steps | autoguidance | NFE (passes) | confident" + (" | requested class" if cond else "")
              + " | samples per class 0-9 (%) | Frechet distance (x reference) | nearest-training 1st pct"
                " | closer than real 1st pct | seconds |",
-             "|---|---|---|---|" + ("---|" if cond else "") + "---|---|---|---|---|"]
+             "|---|---|---|---|---|" + ("---|" if cond else "") + "---|---|---|---|---|"]
     for r in m["rows"]:
         classes = " / ".join(f"{100 * s:.0f}" for s in r["class_shares"])
-        lines.append(f"| {r['solver']} | {r['steps']} | {r['nfe']} | {pct(r['confident'])}"
+        guided = f"w = {r['autoguidance']:g} ({r['guide']})" if r.get("autoguidance") else "–"
+        lines.append(f"| {r['solver']} | {r['steps']} | {guided} | {r['nfe']} ({r.get('passes', r['nfe'])}) | "
+                     f"{pct(r['confident'])}"
                      + (f" | {pct(r['on_class'])}" if cond else "")
                      + f" | {classes} | {r['frechet_distance']:.2f} (x{r['frechet_ratio']:.2f}) | {r['nn_p1']:.3f}"
                        f" | {pct(r['closer_than_real_p1'])} | {r['seconds']} |")
@@ -73,32 +75,49 @@ def markdown(r: dict) -> str:
     return "\n".join(lines)
 
 
-def headline(m: dict) -> dict:
-    return next(r for r in m["rows"] if (r["solver"], r["steps"]) == HEADLINE)
+def headline(m: dict, autoguided: bool = False) -> dict | None:
+    """The HEADLINE row, unguided or (autoguided) with autoguidance; None if not measured."""
+    return next((r for r in m["rows"] if (r["solver"], r["steps"]) == HEADLINE
+                 and bool(r.get("autoguidance")) == autoguided), None)
+
+
+def quality_numbers(row: dict, prefix: str) -> dict:
+    """One row's card numbers, keys prefixed (the tab's model line reads them)."""
+    return {f"{prefix}confident_digits": round(row["confident"], 4),
+            f"{prefix}confident_solver": f"{HEADLINE[0]}, {HEADLINE[1]} steps",
+            f"{prefix}class_share_min": round(row["class_share_min"], 4),
+            f"{prefix}class_share_max": round(row["class_share_max"], 4),
+            f"{prefix}frechet_distance": round(row["frechet_distance"], 3),
+            f"{prefix}nn_p1": round(row["nn_p1"], 4),
+            f"{prefix}closer_than_real_p1": round(row["closer_than_real_p1"], 4)}
 
 
 def eval_numbers(m: dict, ref: dict) -> dict:
     """config.json 'eval' keys. The unconditional model's are read by the Unconditional tab
-    (confident_digits, confident_solver, vlb_bits_per_dim_test); the conditional model's
-    carry an `unguided_` prefix beside bench/guidance.py's guided numbers."""
+    (confident_digits, confident_solver, vlb_bits_per_dim_test, and autoguided_* with the
+    autoguidance w and guide); the conditional model's carry an `unguided_` prefix beside
+    bench/guidance.py's guided numbers."""
     h, prefix = headline(m), "unguided_" if m["conditional"] else ""
-    numbers = {f"{prefix}confident_digits": round(h["confident"], 4),
-               f"{prefix}confident_solver": f"{HEADLINE[0]}, {HEADLINE[1]} steps",
-               f"{prefix}class_share_min": round(h["class_share_min"], 4),
-               f"{prefix}class_share_max": round(h["class_share_max"], 4),
-               f"{prefix}frechet_distance": round(h["frechet_distance"], 3),
-               f"{prefix}nn_p1": round(h["nn_p1"], 4),
-               f"{prefix}closer_than_real_p1": round(h["closer_than_real_p1"], 4),
-               f"{prefix}confident_by_solver": {f"{r['solver']} {r['steps']}": round(r["confident"], 4)
-                                                for r in m["rows"]},
+    numbers = {**quality_numbers(h, prefix),
+               f"{prefix}confident_by_solver": {label(r): round(r["confident"], 4) for r in m["rows"]},
                "frechet_reference": round(ref["frechet_reference"], 3), "nn_p1_real": round(h["nn_p1_real"], 4),
                "real_confident": round(ref["real_confident"], 4),
                "classifier_test_accuracy": round(ref["classifier_test_accuracy"], 4)}
+    guided = headline(m, autoguided=True)
+    if guided is not None:
+        numbers.update(quality_numbers(guided, "autoguided_"), autoguidance_w=guided["autoguidance"],
+                       autoguidance_guide=guided["guide"])
     if m["conditional"]:
         numbers["unguided_on_class"] = round(h["on_class"], 4)
     if m["vlb_bits_per_dim_test"] is not None:
         numbers["vlb_bits_per_dim_test"] = round(m["vlb_bits_per_dim_test"], 4)
     return numbers
+
+
+def label(row: dict) -> str:
+    """'dpmpp_2m 20', or 'dpmpp_2m 20 autoguided w=1' for an autoguided row."""
+    return f"{row['solver']} {row['steps']}" + (f" autoguided w={row['autoguidance']:g}" if row.get("autoguidance")
+                                                 else "")
 
 
 SECTION = "\n### Unguided quality (bench/digit_quality.py)\n\n"

@@ -81,7 +81,29 @@ def test_judge_reads_the_heads_input_and_leaves_no_hook():
 
 def test_solver_list_parses():
     assert dq.parse_solvers("dpmpp_2m:20,ddpm:250") == (("dpmpp_2m", 20), ("ddpm", 250))
+    assert dq.parse_solvers("dpmpp_2m:20:1.5") == (("dpmpp_2m", 20, 1.5),)
     assert dq.HEADLINE in dq.SOLVERS
+
+
+def test_a_model_with_a_guide_gets_autoguided_rows_at_its_entrys_w():
+    from zoo import registry
+
+    rows = dq.with_autoguided_rows("mnist", dq.SOLVERS)
+    w = registry.get_entry("mnist").autoguidance
+    assert rows[:len(dq.SOLVERS)] == dq.SOLVERS and rows[len(dq.SOLVERS):] == tuple((s, k, w) for s, k in dq.AUTOGUIDED)
+    assert dq.with_autoguided_rows("mnist-cond", dq.SOLVERS) == dq.SOLVERS
+    assert dq.with_autoguided_rows("runs/x/release", dq.SOLVERS) == dq.SOLVERS
+
+
+def test_card_numbers_keep_the_unguided_headline_and_add_the_autoguided_one():
+    row = {"confident": 0.76, "class_share_min": 0.08, "class_share_max": 0.14, "frechet_distance": 3.0, "nn_p1": 0.5,
+           "closer_than_real_p1": 0.002, "nn_p1_real": 0.45, "solver": "dpmpp_2m", "steps": 20}
+    rows = [{**row, "autoguidance": 0.0}, {**row, "confident": 0.88, "autoguidance": 1.0, "guide": "mnist-guide"}]
+    ref = {"frechet_reference": 2.0, "real_confident": 0.94, "classifier_test_accuracy": 0.97}
+    ev = digit_report.eval_numbers({"rows": rows, "conditional": False, "vlb_bits_per_dim_test": None}, ref)
+    assert ev["confident_digits"] == 0.76 and ev["autoguided_confident_digits"] == 0.88
+    assert ev["autoguidance_w"] == 1.0 and ev["autoguidance_guide"] == "mnist-guide"
+    assert ev["confident_by_solver"] == {"dpmpp_2m 20": 0.76, "dpmpp_2m 20 autoguided w=1": 0.88}
 
 
 def test_conditional_card_keeps_the_guidance_section_and_replaces_its_own(tmp_path):

@@ -14,7 +14,7 @@ from zoo.diffusion import DiffusionConfig
 from zoo.nets.unet import UNet
 
 OPTIMIZED = {"dpmpp_2m": {"4": [0.999, 0.6, 0.3, 0.05]}}
-ARGS = dict(model="mnist", solver="dpmpp_2m", steps=30, spacing="logsnr", eta=0.0, seed=5, batch=4)
+ARGS = dict(model="mnist", solver="dpmpp_2m", steps=30, spacing="logsnr", eta=0.0, seed=5, batch=4, autoguidance=0.0)
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,10 @@ def client(tmp_path_factory):
     hub.save_checkpoint(folder, UNet(config), "unet", config,
                         DiffusionConfig(schedule="vp-cosine", parameterisation="v"),
                         card=hub.CardInfo(title="tiny mnist"), extra={"sampling": {"optimized_times": OPTIMIZED}})
-    with app_client({"mnist": folder}, "ui.pixels_tab") as client:
+    guide = folder.parent / "mnist-guide"
+    hub.save_checkpoint(guide, UNet(config), "unet", config,
+                        DiffusionConfig(schedule="vp-cosine", parameterisation="v"), card=hub.CardInfo(title="guide"))
+    with app_client({"mnist": folder, "mnist-guide": guide}, "ui.pixels_tab") as client:
         yield client
 
 
@@ -40,6 +43,15 @@ def test_sampling_streams_previews_then_the_grid_and_a_png_with_parameters(clien
     meta = json.loads(Image.open(png).text["parameters"])
     assert meta["solver"] == "dpmpp_2m" and meta["seed"] == 5 and meta["nfe"] == 30 and meta["model"] == "mnist"
     assert Image.open(png).size == (2 * 30 + 2, 2 * 30 + 2)  # 2x2 grid of 28-pixel digits at native size
+
+
+def test_autoguidance_samples_with_the_entrys_guide_and_refuses_a_model_without_one(client):
+    status = client.predict(*{**ARGS, "steps": 3, "autoguidance": 1.0}.values(), api_name="/pixels_sample")[2]
+    assert "autoguidance w = 1 by mnist-guide" in status and "NFE **3** (6 network passes)" in status
+    status = client.predict(*{**ARGS, "model": "cifar10", "autoguidance": 1.0}.values(), api_name="/pixels_sample")[2]
+    assert status.startswith("⚠") and "cifar10 has no guiding model" in status and "mnist" in status
+    status = client.predict(*{**ARGS, "autoguidance": 9.0}.values(), api_name="/pixels_sample")[2]
+    assert status.startswith("⚠") and "autoguidance w must be in [0, 4]" in status
 
 
 def test_model_info_and_missing_cifar_weights(client):
@@ -59,6 +71,10 @@ def test_the_model_line_shows_the_cards_digit_quality_numbers():
     note = quality_note(ev)
     assert "**76%** of samples" in note and "(dpmpp_2m, 20 steps; real test digits 94%)" in note
     assert "**x1.51**" in note and "each digit 8%-14%" in note and "**1.234 bits/dim**" in note
+    guided = quality_note({**ev, "autoguided_confident_digits": 0.874, "autoguidance_w": 1.0,
+                           "autoguidance_guide": "mnist-guide", "autoguided_frechet_distance": 2.6})
+    assert ("with autoguidance w = 1 by mnist-guide: **87%** confident · Frechet distance to real digits **x1.30**"
+            in guided)
     assert quality_note({}) == ""  # a Hub model's card without the benchmark
     assert quality_note({"vlb_bits_per_dim_test": 1.5}) == " · variational bound on real test digits **1.500 bits/dim**"
 

