@@ -108,6 +108,7 @@ def test_sample_digits_on_the_unconditional_tab(page):
     wait_idle(page)
     assert page.locator("#px-grid img").count() > 0 and page.locator("#px-preview img").count() > 0
     assert page.locator("#px-download a").count() > 0  # the PNG download link
+    assert "autoguidance w = " in page.inner_text("#px-status")  # mnist opens autoguided by mnist-guide
     page.screenshot(path=str(ARTIFACTS / "pixels_tab.png"), full_page=True)
 
 
