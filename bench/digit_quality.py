@@ -204,7 +204,7 @@ def draw(pipe, n: int, solver: str, steps: int, chunk: int = 50, spacing: str = 
                        spacing=spacing)
         images.append(out.images)
         seconds, nfe = seconds + out.seconds, out.nfe
-        passes = getattr(out, "network_calls", nfe)
+        passes = out.network_calls
     return {"x": from_uint8(np.concatenate(images)), "labels": labels, "seconds": seconds, "nfe": nfe,
             "passes": passes}
 
@@ -221,9 +221,12 @@ def measure_model(ref: Reference, spec: str, n: int, solvers, vlb: bool, guide: 
     folder, pipe = load_model(spec)
     rows, dataset = [], training_data(folder)
     guide = guide or entry_guide(spec)
-    guiding = load_model(guide)[1].base if guide and any(len(row) == 3 for row in solvers) else None
+    if any(len(row) == 3 for row in solvers) and (pipe.num_classes or not guide):
+        raise ValueError(f"autoguided rows need an unconditional model with a guide (--guide or its registry "
+                         f"entry's); {spec} is {'class-conditional' if pipe.num_classes else 'without one'}")
+    guiding = load_model(guide)[1].base if any(len(row) == 3 for row in solvers) else None
     for solver, steps, *w in solvers:
-        w = w[0] if w and guiding is not None else 0.0
+        w = w[0] if w else 0.0
         s = draw(pipe, n, solver, steps, autoguidance=w, guiding_model=guiding if w else None)
         rows.append({"solver": solver, "steps": steps, "nfe": s["nfe"], "passes": s["passes"],
                      "seconds": round(s["seconds"], 1), "autoguidance": w, **({"guide": guide} if w else {}),

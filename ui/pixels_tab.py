@@ -7,7 +7,7 @@ import gradio as gr
 
 import zoo
 from ui import inputs, plots, serving
-from ui.errors import as_int, friendly
+from ui.errors import as_int, as_number, friendly
 from ui.image_widgets import (PREVIEW_INTERVAL, check_sampler, eta_control, eta_update, image_outputs, on_screen,
                               optimized_note, preview_image, sampler_controls, sampler_defaults, save_png,
                               solver_options, upscaled)
@@ -75,11 +75,14 @@ def _check(model, solver, steps, spacing, eta, seed, batch, autoguidance=0.0) ->
     entry under "guide" when autoguidance is on)."""
     entry = registry.entry_for(model, TASKS)
     steps, batch = check_sampler(solver, steps, spacing), as_int(batch, "batch size", 1, MAX_BATCH)
-    w = check_autoguidance_w(autoguidance)
+    w = check_autoguidance_w(as_number(autoguidance, "autoguidance w"))
     if w and not entry.guide:
         raise ValueError(f"{model} has no guiding model for autoguidance (a smaller, shorter-trained model of the "
                          f"same data): set autoguidance w to 0, or pick a model that has one ({_guided_names()})")
-    serving.check_budget(batch, serving.passes(solver, steps) * (2 if w else 1), serving.IMAGE_BUDGET)
+    try:
+        serving.check_budget(batch, serving.passes(solver, steps) * (2 if w else 1), serving.IMAGE_BUDGET)
+    except ValueError as err:
+        raise ValueError(f"{err} Autoguidance doubles the passes: w = 0 halves them." if w else str(err)) from None
     return dict(n=batch, steps=steps, solver=solver, spacing=spacing, seed=as_int(seed, "seed", 0, 2**31 - 1),
                 autoguidance=w, **({"guide": entry.guide} if w else {}), **solver_options(solver, eta))
 
@@ -142,7 +145,8 @@ def build_pixels_tab():
             eta = eta_control("px")
             seed = inputs.Number(0, precision=0, label="seed", elem_id="px-seed")
             batch = inputs.Slider(1, MAX_BATCH, value=16, step=1, label="batch size", elem_id="px-batch")
-            autoguidance = inputs.Slider(*AUTOGUIDANCE_RANGE, value=first.autoguidance, step=0.25,
+            # 0 until the page loads: an API call that leaves it out samples the plain model
+            autoguidance = inputs.Slider(*AUTOGUIDANCE_RANGE, value=0.0, step=0.25,
                                          label="autoguidance w", elem_id="px-autoguidance",
                                          info="guide by a bad version of the model (Karras et al. 2024): "
                                               "D + w (D - D_bad); two network passes per step; 0: off")
@@ -161,4 +165,5 @@ def build_pixels_tab():
     model.change(model_info, model, info, api_name="pixels_info")
     model.change(sampler_defaults, model, [solver, steps, spacing], api_name=False, queue=False)
     model.change(autoguidance_default, model, autoguidance, api_name=False, queue=False)
-    return TabParts(targets=[Target(model, models, TASKS)], on_load=[(model_info, [model], info)])
+    return TabParts(targets=[Target(model, models, TASKS)],
+                    on_load=[(model_info, [model], info), (autoguidance_default, [model], autoguidance)])

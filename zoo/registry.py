@@ -128,7 +128,7 @@ DIGIT_STUDENTS: list[ZooEntry] = [
              spacing="uniform")
     for k in (4, 1)]
 # mnist's autoguidance w by mnist-guide: README "Autoguidance" has the sweep
-AUTOGUIDANCE_MNIST = 1.0
+AUTOGUIDANCE_MNIST = 1.5
 # the scenes DiT's single-object phase (its train_command)
 _SINGLE = ("python -m trainers.text2image --dataset scenes --vae scenes-vae --num-images 20000 --mixture "
            "single_object=1,colors=1 --init-from runs/t2i-scenes/release --seed 2 --lr 3e-4 --warmup 100 "

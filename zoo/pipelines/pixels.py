@@ -30,7 +30,7 @@ class ImageOutput:
     images: np.ndarray  # uint8 (n, H, W, C)
     nfe: int
     seconds: float
-    network_calls: int = 0  # network passes: nfe, or more with guidance (two per evaluation)
+    network_calls: int  # network passes: nfe, or more with guidance (two per evaluation)
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
