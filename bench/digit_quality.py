@@ -220,11 +220,11 @@ def measure_model(ref: Reference, spec: str, n: int, solvers, vlb: bool, guide: 
     autoguided with weight w by `guide` (default: the model's registry entry's guide)."""
     folder, pipe = load_model(spec)
     rows, dataset = [], training_data(folder)
-    guide = guide or entry_guide(spec)
-    if any(len(row) == 3 for row in solvers) and (pipe.num_classes or not guide):
+    guide, autoguided = guide or entry_guide(spec), any(len(row) == 3 for row in solvers)
+    if autoguided and (pipe.num_classes or not guide):
         raise ValueError(f"autoguided rows need an unconditional model with a guide (--guide or its registry "
                          f"entry's); {spec} is {'class-conditional' if pipe.num_classes else 'without one'}")
-    guiding = load_model(guide)[1].base if any(len(row) == 3 for row in solvers) else None
+    guiding = load_model(guide)[1].base if autoguided else None
     for solver, steps, *w in solvers:
         w = w[0] if w else 0.0
         s = draw(pipe, n, solver, steps, autoguidance=w, guiding_model=guiding if w else None)
@@ -237,24 +237,28 @@ def measure_model(ref: Reference, spec: str, n: int, solvers, vlb: bool, guide: 
             "vlb_bits_per_dim_test": test_vlb(pipe, ref.test_x) if vlb else None}
 
 
-def entry_guide(spec: str) -> str | None:
-    """The guiding model of a registry entry (autoguidance), None for a folder or an entry without one."""
+def _entry(spec: str):
+    """The registry entry of a bundled name, None for a checkpoint folder."""
     from zoo import registry
 
     try:
-        return registry.get_entry(spec).guide
+        return registry.get_entry(spec)
     except ValueError:
         return None
 
 
+def entry_guide(spec: str) -> str | None:
+    """The guiding model of a registry entry (autoguidance), None for a folder or an entry without one."""
+    entry = _entry(spec)
+    return entry.guide if entry else None
+
+
 def with_autoguided_rows(spec: str, solvers: tuple) -> tuple:
     """`solvers` plus AUTOGUIDED at the registry entry's autoguidance w, for a model that has a guide."""
-    from zoo import registry
-
-    if not entry_guide(spec):
+    entry = _entry(spec)
+    if entry is None or not entry.guide:
         return tuple(solvers)
-    w = registry.get_entry(spec).autoguidance
-    return (*solvers, *((solver, steps, w) for solver, steps in AUTOGUIDED))
+    return (*solvers, *((solver, steps, entry.autoguidance) for solver, steps in AUTOGUIDED))
 
 
 def run(models, solvers, n: int, vlb: bool = True, guide: str | None = None) -> dict:
