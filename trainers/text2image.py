@@ -22,6 +22,7 @@ architecture randomly initialised. The checkpoint records ARCH/TAG and holds the
 weights, so loading it downloads nothing.
 """
 import argparse
+import math
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ import torch
 from trainers.common import Release, add_loop_args, command_line, image_grid, loop_config, public_path, train
 from zoo.data.captioned import CAPTIONED, captioned
 from zoo.diffusion import PARAMETERISATIONS, SCHEDULES, T_SAMPLINGS, DiffusionConfig, diffusion_loss
+from zoo.diffusion.caption_contrast import caption_contrast_loss
 from zoo.hub import CardInfo
 from zoo.nets.dit import DiT
 from zoo.nets.text_encoder import (
@@ -78,6 +80,11 @@ def parse_args(argv=None):
     ap.add_argument("--mixture", type=mixture_arg, metavar="CATEGORY=WEIGHT,...",
                     help="scenes only: the share of training scenes per category (unnamed ones get 0; default "
                          "zoo.data.scenes.MIXTURE), e.g. to weigh the spatial captions up when fine-tuning")
+    ap.add_argument("--caption-contrast", type=float, default=0.0, metavar="WEIGHT",
+                    help="weight of the caption-contrast term (zoo.diffusion.caption_contrast): captions with a hard "
+                         "negative ('left of' -> 'right of') must denoise better than it; 0 (default) is off")
+    ap.add_argument("--contrast-beta", type=float, default=100.0,
+                    help="the contrast term stops pushing once the error gap exceeds a few 1 / BETA")
     ap.add_argument("--objective", choices=PARAMETERISATIONS, default="v")
     ap.add_argument("--schedule", choices=sorted(SCHEDULES), default="vp-cosine")
     ap.add_argument("--t-sampling", choices=T_SAMPLINGS, default="uniform")
@@ -160,12 +167,22 @@ def prepare_latents(vae: str, data):
     return LatentSpace(raw.vae, scale, shift), (latents - shift) * scale
 
 
-def batches(latents: torch.Tensor, rows: torch.Tensor, batch_size: int):
-    """batch_fn for the loop: random (latent, caption tokens) pairs, drawn from its generator."""
+def batches(latents: torch.Tensor, rows: torch.Tensor, batch_size: int, negatives: torch.Tensor | None = None):
+    """batch_fn for the loop: random (latent, caption tokens[, hard negative tokens]), drawn
+    from its generator."""
     def draw(step, generator):
         idx = torch.randint(len(latents), (batch_size,), generator=generator)
-        return latents[idx], rows[idx]
+        return (latents[idx], rows[idx]) + (() if negatives is None else (negatives[idx],))
     return draw
+
+
+def contrast_settings(args) -> dict:
+    """The caption-contrast term's settings the release records ({} when off)."""
+    weight, beta = args.caption_contrast, args.contrast_beta
+    if not (math.isfinite(weight) and weight >= 0 and math.isfinite(beta) and beta > 0):
+        raise ValueError(f"--caption-contrast must be finite and >= 0 and --contrast-beta finite and > 0, got "
+                         f"{weight} and {beta}")
+    return {"caption_contrast": weight, "contrast_beta": beta} if weight > 0 else {}
 
 
 def evaluation(pipe_for, prompts: list, data):
@@ -217,8 +234,9 @@ def make_release(args, cfg, config, diffusion, space, n_params: int, pipe_for, a
               "scale": space.scale, "shift": space.shift}
     prompts = data.captions(args.eval_samples, EVAL_SEED)
     return Release("dit", config, diffusion, card,
-                   extra={"latent": latent, "data": {"dataset": data.name, "size": args.num_images,
-                                                      **({"mixture": args.mixture} if args.mixture else {})}},
+                   extra={"latent": latent, "training": contrast_settings(args),
+                          "data": {"dataset": data.name, "size": args.num_images,
+                                   **({"mixture": args.mixture} if args.mixture else {})}},
                    dtype=torch.float16 if args.fp16_weights else torch.float32,
                    command=command_line("trainers.text2image", argv), evaluate=evaluation(pipe_for, prompts, data))
 
@@ -252,13 +270,20 @@ def main(argv=None):
                                             guidance=3.0)
         return image_grid(from_uint8(images), nrow=6)
 
+    contrast = contrast_settings(args)
+    negative = captioned(args.dataset).negative
+    negatives = net.text_encoder.tokenize([negative(c) or c for c in captions]) if contrast else None
+
     def loss_fn(model, batch):
+        if contrast:
+            return caption_contrast_loss(diffusion.denoiser(model), *batch, contrast["caption_contrast"],
+                                         contrast["contrast_beta"], diffusion.t_sampling)
         z, text = batch
         return diffusion_loss(diffusion.denoiser(model), z, diffusion.t_sampling, text=text)
 
     release = make_release(args, cfg, config, diffusion, space, sum(p.numel() for p in net.parameters()), pipe_for,
                            argv)
-    result = train(net, loss_fn, batches(latents, rows, cfg.batch_size), cfg, release, sample_fn=sample_fn)
+    result = train(net, loss_fn, batches(latents, rows, cfg.batch_size, negatives), cfg, release, sample_fn=sample_fn)
     print(f"released {result.release_dir} after {result.step} steps, loss {result.final_loss:.4f}")
     return result
 

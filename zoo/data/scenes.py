@@ -47,6 +47,11 @@ HELD_OUT_RELATIONS = frozenset({("circle", "above", "square"), ("square", "to th
 MIXTURE = {"single_object": 0.15, "colors": 0.15, "two_object": 0.15, "counting": 0.2, "position": 0.2,
            "color_attr": 0.15}
 MARGIN = 8.0  # pixels: "left of" means the centres differ by more than half a cell
+# a training-only variant of "position" (--mixture position_opposite=W, labelled position): the
+# two objects on opposite sides of the relation's axis (columns 0 and 2 for "left of"), the
+# other coordinate free, so the caption fixes more of the image: knowing the relation explains
+# 10% of such scenes' pixel variance, 2.6% of the position category's (zoo.diffusion.caption_contrast)
+OPPOSITE = "position_opposite"
 
 
 @dataclass(frozen=True)
@@ -139,17 +144,29 @@ def _relations(a: SceneObject, b: SceneObject) -> list:
 INVERSE = {"to the left of": "to the right of", "to the right of": "to the left of", "above": "below", "below": "above"}
 
 
-def _relation_caption(rng, a: SceneObject, b: SceneObject, colors: bool) -> str:
-    """'A <relation> B' for one relation that holds; a held-out phrasing is said the other
-    way round ('B <inverse> A'), so the caption is still true."""
-    relation = str(rng.choice(_relations(a, b)))
+def _relation_caption(rng, a: SceneObject, b: SceneObject, colors: bool, relation: str | None = None) -> str:
+    """'A <relation> B' for the given relation or one that holds; a held-out phrasing is said
+    the other way round ('B <inverse> A'), so the caption is still true."""
+    relation = relation or str(rng.choice(_relations(a, b)))
     if (a.shape, relation, b.shape) in HELD_OUT_RELATIONS:
         a, b, relation = b, a, INVERSE[relation]
     return f"{noun(a.shape, a.color if colors else None)} {relation} {noun(b.shape, b.color if colors else None)}"
 
 
+def _opposite_scene(rng) -> tuple:
+    """(objects, caption) of an OPPOSITE scene: A and B at the two ends of a random axis."""
+    cell = {v: k for k, v in POSITIONS.items()}
+    horizontal, ends, across = rng.random() < 0.5, rng.permutation([0, 2]), rng.integers(3, size=2)
+    cells = [cell[(int(o), int(e)) if horizontal else (int(e), int(o))] for e, o in zip(ends, across)]
+    a, b = _object(rng, cells[0]), _object(rng, cells[1])
+    relation = RELATIONS[(0 if ends[0] == 0 else 1) + (0 if horizontal else 2)]  # left of / right of / above / below
+    return [a, b], _relation_caption(rng, a, b, rng.random() < 0.7, relation)
+
+
 def random_scene(rng, category: str) -> tuple:
     """(objects, caption) of one training scene of a category (no held-out combination)."""
+    if category == OPPOSITE:
+        return _opposite_scene(rng)
     if category in ("single_object", "colors"):
         obj = _object(rng, _cells(rng, 1)[0])
         mention = tuple(a for a, p in MENTION.items() if rng.random() < p and a != "color")
@@ -172,16 +189,20 @@ def random_scene(rng, category: str) -> tuple:
 
 def label(category: str, caption: str) -> str:
     """The category a caption is scored in: a one-shape caption naming its position is ABSOLUTE."""
+    if category == OPPOSITE:
+        return "position"
     single = category in ("single_object", "colors")
     return ABSOLUTE if single and any(position_phrase(p) in caption for p in POSITIONS) else category
 
 
 def check_mixture(mixture: dict) -> dict:
     """A mixture of the six categories: non-negative weights, normalised to shares."""
-    unknown = set(mixture) - set(CATEGORIES)
+    unknown = set(mixture) - set(CATEGORIES + (OPPOSITE,))
     if unknown:
-        raise ValueError(f"unknown scene categories {sorted(unknown)}; the mixture names some of {CATEGORIES}")
-    weights = {c: float(mixture.get(c, 0.0)) for c in CATEGORIES}
+        raise ValueError(f"unknown scene categories {sorted(unknown)}; the mixture names some of "
+                         f"{CATEGORIES + (OPPOSITE,)}")
+    named = CATEGORIES + ((OPPOSITE,) if OPPOSITE in mixture else ())  # an old mixture draws as it always did
+    weights = {c: float(mixture.get(c, 0.0)) for c in named}
     if not all(np.isfinite(w) and w >= 0 for w in weights.values()) or sum(weights.values()) <= 0:
         raise ValueError(f"mixture weights must be finite, non-negative and not all zero, got {mixture}")
     total = sum(weights.values())

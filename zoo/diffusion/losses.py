@@ -57,6 +57,12 @@ def diffusion_loss(denoiser, x0: torch.Tensor, t_sampling: str = "uniform", gene
     reproducible, which the trainers need to resume exactly."""
     x_t, t, eps = diffuse(x0, denoiser.schedule, t_sampling, generator)
     pred, c = denoiser.raw(x_t, t, **cond)
+    return sample_errors(denoiser, pred, c, x0, eps).mean()
+
+
+def sample_errors(denoiser, pred, c, x0: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+    """(n,) weighted squared errors of the net's predictions `pred` (at coefficients c) on
+    the targets of the draws x_t = alpha x0 + sigma eps: the loss of each sample."""
     goal = target(x0, eps, c, denoiser.parameterisation)
     err = (pred - goal).pow(2).flatten(1).mean(1)
-    return (loss_weight(c, denoiser.parameterisation).flatten() * err).mean()
+    return loss_weight(c, denoiser.parameterisation).flatten() * err

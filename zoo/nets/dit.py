@@ -130,12 +130,16 @@ class DiT(nn.Module):
     def encode_text(self, rows: torch.Tensor | None, n: int):
         """Text context for n samples: TextEncoder output of the token rows (None: the empty
         prompt). In training a caption_dropout share of rows becomes the empty prompt."""
-        if rows is None:
-            rows = self.empty_prompt.expand(n, -1)
-        elif self.training and self.config.caption_dropout > 0:
-            drop = torch.rand(rows.shape[0], device=rows.device) < self.config.caption_dropout
-            rows = torch.where(drop[:, None], self.empty_prompt, rows)
+        rows = self.empty_prompt.expand(n, -1) if rows is None else self.drop_captions(rows)
         return self.text_encoder(rows)
+
+    def drop_captions(self, rows: torch.Tensor) -> torch.Tensor:
+        """In training, a caption_dropout share of the token rows replaced by the empty prompt
+        (the rows themselves in evaluation)."""
+        if not (self.training and self.config.caption_dropout > 0):
+            return rows
+        drop = torch.rand(rows.shape[0], device=rows.device) < self.config.caption_dropout
+        return torch.where(drop[:, None], self.empty_prompt, rows)
 
     def unpatchify(self, h: torch.Tensor) -> torch.Tensor:
         c, p = self.config, self.config.patch_size
