@@ -51,6 +51,10 @@ def test_opposite_scenes_put_the_pair_at_the_two_ends_of_the_relation_axis():
         assert abs((ra, ca)[axis] - (rb, cb)[axis]) == 2, caption
     relations = {r for _, _, c in drawn for r in scenes.RELATIONS if f" {r} " in c}
     assert relations == set(scenes.RELATIONS)
+    # position_template: the same at the middles of two opposite edges
+    cells = {o.position for _, objects, _ in scenes.sample_scenes(100, seed=2, mixture={scenes.TEMPLATE: 1})
+             for o in objects}
+    assert cells == {"top", "bottom", "left", "right"}
     # naming no OPPOSITE leaves the draws of an old mixture as they were
     assert scenes.check_mixture({"position": 1}) == {**dict.fromkeys(scenes.CATEGORIES, 0.0), "position": 1.0}
 

@@ -52,6 +52,10 @@ MARGIN = 8.0  # pixels: "left of" means the centres differ by more than half a c
 # other coordinate free, so the caption fixes more of the image: knowing the relation explains
 # 10% of such scenes' pixel variance, 2.6% of the position category's (zoo.diffusion.caption_contrast)
 OPPOSITE = "position_opposite"
+# its first curriculum stage (--mixture position_template=W): the pair at the middles of two
+# opposite edges, so the caption decides the layout (the words of a relation get heard first)
+TEMPLATE = "position_template"
+POSITION_VARIANTS = (OPPOSITE, TEMPLATE)
 
 
 @dataclass(frozen=True)
@@ -153,10 +157,12 @@ def _relation_caption(rng, a: SceneObject, b: SceneObject, colors: bool, relatio
     return f"{noun(a.shape, a.color if colors else None)} {relation} {noun(b.shape, b.color if colors else None)}"
 
 
-def _opposite_scene(rng) -> tuple:
-    """(objects, caption) of an OPPOSITE scene: A and B at the two ends of a random axis."""
+def _opposite_scene(rng, template: bool = False) -> tuple:
+    """(objects, caption) of an OPPOSITE scene: A and B at the two ends of a random axis
+    (TEMPLATE: in the middle of the other axis)."""
     cell = {v: k for k, v in POSITIONS.items()}
-    horizontal, ends, across = rng.random() < 0.5, rng.permutation([0, 2]), rng.integers(3, size=2)
+    horizontal, ends = rng.random() < 0.5, rng.permutation([0, 2])
+    across = np.ones(2, dtype=int) if template else rng.integers(3, size=2)
     cells = [cell[(int(o), int(e)) if horizontal else (int(e), int(o))] for e, o in zip(ends, across)]
     a, b = _object(rng, cells[0]), _object(rng, cells[1])
     relation = RELATIONS[(0 if ends[0] == 0 else 1) + (0 if horizontal else 2)]  # left of / right of / above / below
@@ -165,8 +171,8 @@ def _opposite_scene(rng) -> tuple:
 
 def random_scene(rng, category: str) -> tuple:
     """(objects, caption) of one training scene of a category (no held-out combination)."""
-    if category == OPPOSITE:
-        return _opposite_scene(rng)
+    if category in POSITION_VARIANTS:
+        return _opposite_scene(rng, template=category == TEMPLATE)
     if category in ("single_object", "colors"):
         obj = _object(rng, _cells(rng, 1)[0])
         mention = tuple(a for a, p in MENTION.items() if rng.random() < p and a != "color")
@@ -189,7 +195,7 @@ def random_scene(rng, category: str) -> tuple:
 
 def label(category: str, caption: str) -> str:
     """The category a caption is scored in: a one-shape caption naming its position is ABSOLUTE."""
-    if category == OPPOSITE:
+    if category in POSITION_VARIANTS:
         return "position"
     single = category in ("single_object", "colors")
     return ABSOLUTE if single and any(position_phrase(p) in caption for p in POSITIONS) else category
@@ -197,11 +203,12 @@ def label(category: str, caption: str) -> str:
 
 def check_mixture(mixture: dict) -> dict:
     """A mixture of the six categories: non-negative weights, normalised to shares."""
-    unknown = set(mixture) - set(CATEGORIES + (OPPOSITE,))
+    unknown = set(mixture) - set(CATEGORIES + POSITION_VARIANTS)
     if unknown:
         raise ValueError(f"unknown scene categories {sorted(unknown)}; the mixture names some of "
-                         f"{CATEGORIES + (OPPOSITE,)}")
-    named = CATEGORIES + ((OPPOSITE,) if OPPOSITE in mixture else ())  # an old mixture draws as it always did
+                         f"{CATEGORIES + POSITION_VARIANTS}")
+    # an old mixture draws as it always did
+    named = CATEGORIES + tuple(v for v in POSITION_VARIANTS if v in mixture)
     weights = {c: float(mixture.get(c, 0.0)) for c in named}
     if not all(np.isfinite(w) and w >= 0 for w in weights.values()) or sum(weights.values()) <= 0:
         raise ValueError(f"mixture weights must be finite, non-negative and not all zero, got {mixture}")
