@@ -133,6 +133,8 @@ AUTOGUIDANCE_MNIST = 1.5
 _SINGLE = ("python -m trainers.text2image --dataset scenes --vae scenes-vae --num-images 20000 --mixture "
            "single_object=1,colors=1 --init-from runs/t2i-scenes/release --seed 2 --lr 3e-4 --warmup 100 "
            "--ckpt-every 500 --eval-samples 50 --fp16-weights --out runs/t2i-single-ft")
+_CONTRAST = ("python -m trainers.text2image --dataset scenes --vae scenes-vae --num-images 40000 "
+             "--caption-contrast 1 --contrast-beta 100 --warmup 100 --ckpt-every 500 --fp16-weights")
 
 ENTRIES: list[ZooEntry] = [
     *(_toy_entry(d) for d in TOY_DATASETS),
@@ -217,7 +219,14 @@ ENTRIES: list[ZooEntry] = [
                        "python -m trainers.text2image --dataset scenes --vae scenes-vae --num-images 40000 "
                        "--mixture position=0.3,single_object=0.15,colors=0.15,two_object=0.1,counting=0.15,"
                        "color_attr=0.15 --init-from runs/t2i-single-ft/release --seed 3 --lr 3e-4 --warmup 100 "
-                       "--steps 6000 --ckpt-every 1000 --eval-samples 100 --fp16-weights --release weights/scenes-t2i"),
+                       "--steps 6000 --ckpt-every 1000 --eval-samples 100 --fp16-weights --release weights/scenes-t2i && "
+                       # then relations: the layout first (templates), with the caption contrast (README: "Why
+                       # relations are hard")
+                       f"{_CONTRAST} --mixture position_template=0.5,single_object=0.15,colors=0.1,color_attr=0.1,"
+                       "counting=0.1,two_object=0.05 --init-from weights/scenes-t2i --steps 2000 --lr 3e-4 --seed 5 "
+                       f"--out runs/t2i-template && {_CONTRAST} --mixture color_attr=0.15,colors=0.1,counting=0.2,"
+                       "position_template=0.15,position=0.15,single_object=0.15,two_object=0.1 --init-from "
+                       "runs/t2i-template/release --steps 3000 --lr 2e-4 --seed 6 --release weights/scenes-t2i"),
         # measured on the previous weights (before the curriculum): uniform beat logsnr and the optimized times at
         # 10 and 20 steps (0.70 / 0.65 / 0.63 overall at 10); the path-distance criterion misses layout errors
         spacing="uniform",
