@@ -15,6 +15,11 @@ prompts the samples follow (the data set's judge) goes into the checkpoint.
 where that VAE is published: a checkpoint never names local paths);
 the DiT records the VAE's weights' SHA-256 and refuses to load with other weights.
 
+--caption-contrast W (scenes and shapes): captions with a hard negative (their direction words
+mirrored) must denoise better than it, a term of weight W on the batch's error gap
+(zoo.diffusion.caption_contrast); with --mixture position_template / position_opposite (relation
+scenes whose caption decides more of the layout) it is the relation curriculum of the README.
+
 --text-encoder ARCH/TAG (e.g. ViT-B-32/openai): a pretrained open_clip text tower instead of
 the from-scratch encoder, its weights downloaded by open_clip and frozen unless
 --no-freeze-text-encoder (as Imagen, Saharia et al. 2022, freezes its T5); ARCH alone is that

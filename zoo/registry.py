@@ -219,7 +219,8 @@ ENTRIES: list[ZooEntry] = [
                        "python -m trainers.text2image --dataset scenes --vae scenes-vae --num-images 40000 "
                        "--mixture position=0.3,single_object=0.15,colors=0.15,two_object=0.1,counting=0.15,"
                        "color_attr=0.15 --init-from runs/t2i-single-ft/release --seed 3 --lr 3e-4 --warmup 100 "
-                       "--steps 6000 --ckpt-every 1000 --eval-samples 100 --fp16-weights --release weights/scenes-t2i && "
+                       "--steps 6000 --ckpt-every 1000 --eval-samples 100 --fp16-weights --release weights/scenes-t2i "
+                       "&& "
                        # then relations: the layout first (templates), with the caption contrast (README: "Why
                        # relations are hard")
                        f"{_CONTRAST} --mixture position_template=0.5,single_object=0.15,colors=0.1,color_attr=0.1,"
