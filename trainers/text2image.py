@@ -84,7 +84,8 @@ def parse_args(argv=None):
     ap.add_argument("--caption-dropout", type=float, default=DiT.Config.caption_dropout)
     ap.add_argument("--mixture", type=mixture_arg, metavar="CATEGORY=WEIGHT,...",
                     help="scenes only: the share of training scenes per category (unnamed ones get 0; default "
-                         "zoo.data.scenes.MIXTURE), e.g. to weigh the spatial captions up when fine-tuning")
+                         "zoo.data.scenes.MIXTURE), e.g. to weigh the spatial captions up when fine-tuning; "
+                         "position_template / position_opposite are relation scenes with a fixed or axis-end layout")
     ap.add_argument("--caption-contrast", type=float, default=0.0, metavar="WEIGHT",
                     help="weight of the caption-contrast term (zoo.diffusion.caption_contrast): captions with a hard "
                          "negative ('left of' -> 'right of') must denoise better than it; 0 (default) is off")
