@@ -36,17 +36,23 @@ def explained(groups: list) -> float:
     return float(np.mean([((g.mean(0) - mean) ** 2).sum() for g in groups]) / total)
 
 
-def relation_group(rng, relation: str, n: int, opposite: bool) -> np.ndarray:
-    """n images of A `relation` B: cells as the position category draws them (two random
-    cells, the caption one of the relations that hold) or at the two ends of the axis."""
+LAYOUTS = ("position", scenes.OPPOSITE, scenes.TEMPLATE)
+
+
+def relation_group(rng, relation: str, n: int, layout: str) -> np.ndarray:
+    """n images of A `relation` B, the cells as a LAYOUTS category draws them: two random
+    cells, the caption one of the relations that hold; the two ends of the relation's axis;
+    the middles of two opposite edges."""
     out = []
     while len(out) < n:
         cells = scenes._cells(rng, 2)
         a, b = scenes._object(rng, cells[0], *A), scenes._object(rng, cells[1], *B)
         holds = scenes._relations(a, b)
         (ra, ca), (rb, cb) = POSITIONS[a.position], POSITIONS[b.position]
-        apart = abs(ca - cb) if relation in scenes.RELATIONS[:2] else abs(ra - rb)
-        if relation in holds and (apart == 2 if opposite else rng.random() < 1 / len(holds)):
+        along, across = ((ca, cb), (ra, rb)) if relation in scenes.RELATIONS[:2] else ((ra, rb), (ca, cb))
+        fits = {"position": rng.random() < 1 / len(holds), scenes.OPPOSITE: abs(along[0] - along[1]) == 2,
+                scenes.TEMPLATE: abs(along[0] - along[1]) == 2 and across == (1, 1)}[layout]
+        if relation in holds and fits:
             out.append(image([a, b]))
     return np.stack(out)
 
@@ -54,10 +60,9 @@ def relation_group(rng, relation: str, n: int, opposite: bool) -> np.ndarray:
 def measure(n: int, seed: int = 0) -> dict:
     rng = np.random.default_rng(seed)
     places = [np.stack([image([scenes._object(rng, p, *A)]) for _ in range(n)]) for p in POSITIONS]
-    return {"place (one shape)": explained(places),
-            "relation (position scenes)": explained([relation_group(rng, r, n, False) for r in scenes.RELATIONS]),
-            "relation (position_opposite scenes)": explained([relation_group(rng, r, n, True)
-                                                              for r in scenes.RELATIONS])}
+    relations = {f"relation ({layout} scenes)": explained([relation_group(rng, r, n, layout) for r in scenes.RELATIONS])
+                 for layout in LAYOUTS}
+    return {"place (one shape)": explained(places), **relations}
 
 
 def main(argv=None):

@@ -137,12 +137,13 @@ def test_trainer_records_the_contrast_and_refuses_bad_settings(tmp_path):
 def test_concept_signal_measures_what_a_word_decides():
     """bench/concept_signal.py: explained is 1 when the groups are constant and different, 0
     when they are the same; on the scenes, a place decides most of a one-shape image and a
-    relation little of a two-shape one, more when the pair sits at the ends of the axis."""
+    relation little of a two-shape one, more when the pair sits at the ends of the axis and most
+    in the fixed template layout."""
     from bench import concept_signal
 
     ones, zeros = np.ones((3, 2, 2, 1)), np.zeros((3, 2, 2, 1))
     assert concept_signal.explained([ones, zeros]) == pytest.approx(1.0)
     assert concept_signal.explained([np.concatenate([ones, zeros])] * 2) == pytest.approx(0.0)
     shares = concept_signal.measure(60)
-    place, relation, opposite = shares.values()
-    assert place > 0.6 and relation < 0.05 and 2 * relation < opposite < 0.2
+    place, relation, opposite, template = shares.values()
+    assert place > 0.6 and relation < 0.05 and 2 * relation < opposite < 0.2 and template > 2 * opposite

@@ -50,7 +50,7 @@ MARGIN = 8.0  # pixels: "left of" means the centres differ by more than half a c
 # a training-only variant of "position" (--mixture position_opposite=W, labelled position): the
 # two objects on opposite sides of the relation's axis (columns 0 and 2 for "left of"), the
 # other coordinate free, so the caption fixes more of the image: knowing the relation explains
-# 10% of such scenes' pixel variance, 2.6% of the position category's (zoo.diffusion.caption_contrast)
+# 10% of such scenes' pixel variance, 2.7% of the position category's (bench/concept_signal.py)
 OPPOSITE = "position_opposite"
 # its first curriculum stage (--mixture position_template=W): the pair at the middles of two
 # opposite edges, so the caption decides the layout (the words of a relation get heard first)
