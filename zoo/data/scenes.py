@@ -56,6 +56,7 @@ OPPOSITE = "position_opposite"
 # opposite edges, so the caption decides the layout (the words of a relation get heard first)
 TEMPLATE = "position_template"
 POSITION_VARIANTS = (OPPOSITE, TEMPLATE)
+CELL_AT = {rc: cell for cell, rc in POSITIONS.items()}  # (row, column) -> the cell's name
 
 
 @dataclass(frozen=True)
@@ -160,10 +161,9 @@ def _relation_caption(rng, a: SceneObject, b: SceneObject, colors: bool, relatio
 def _opposite_scene(rng, template: bool = False) -> tuple:
     """(objects, caption) of an OPPOSITE scene: A and B at the two ends of a random axis
     (TEMPLATE: in the middle of the other axis)."""
-    cell = {v: k for k, v in POSITIONS.items()}
     horizontal, ends = rng.random() < 0.5, rng.permutation([0, 2])
     across = np.ones(2, dtype=int) if template else rng.integers(3, size=2)
-    cells = [cell[(int(o), int(e)) if horizontal else (int(e), int(o))] for e, o in zip(ends, across)]
+    cells = [CELL_AT[(int(o), int(e)) if horizontal else (int(e), int(o))] for e, o in zip(ends, across)]
     a, b = _object(rng, cells[0]), _object(rng, cells[1])
     relation = RELATIONS[(0 if ends[0] == 0 else 1) + (0 if horizontal else 2)]  # left of / right of / above / below
     return [a, b], _relation_caption(rng, a, b, rng.random() < 0.7, relation)

@@ -5,9 +5,9 @@ variance it explains (Okawa et al. 2023, "Compositional abilities emerge multipl
 On the scenes data, knowing which object of "a red circle to the left of a blue square" is
 on the left explains 2.7% of the pixel variance of such scenes at high noise, where the
 layout is decided; knowing the place in "a red circle in the top left" explains 71%
-(bench/concept_signal.py). The
-denoising gradient for a relation is that faint and drowns in the per-sample noise, so the
-model learns colours, shapes and places and never hears "left of" (bench/text_sensitivity.py).
+(bench/concept_signal.py). The denoising gradient for a relation is that faint and drowns in
+the per-sample noise, so the model learns colours, shapes and places and never hears "left
+of" (bench/text_sensitivity.py).
 
 What. For a caption with a hard negative, a minimal edit that makes it false for its image
 ("to the left of" -> "to the right of"; zoo.data.captioned.mirrored, as NegCLIP's swapped
@@ -26,8 +26,9 @@ the gap and its gradient is the relation's own signal. The gap is averaged over 
 before the softplus: per sample, the gaps are mostly noise, and a mean of softplus of noisy
 gaps is smallest when the gaps vanish (Jensen), so a per-sample term teaches the model to
 ignore the edited words (measured on a small DiT, 3,000 steps of relation captions: the
-per-sample term left the error gap between mirrored captions at exactly 0 at every t). softplus(b g) / b
-has slope weight / 2 at a zero gap and stops pushing once the gap exceeds a few 1 / beta.
+per-sample term left the error gap between mirrored captions at exactly 0 at every t).
+weight * softplus(beta g) / beta has slope weight / 2 at a zero gap and stops pushing once
+the gap exceeds a few 1 / beta.
 """
 import torch
 from torch.nn import functional as F
