@@ -98,11 +98,13 @@ def read_objects(image: np.ndarray) -> list:
     return found
 
 
-def _matches(read: dict, wanted: dict) -> bool:
+def matches(read: dict, wanted: dict) -> bool:
+    """Whether an object read from pixels has every attribute a prompt names for it."""
     return all(read[a] == v for a, v in wanted.items())
 
 
-def _centre(read: dict) -> tuple:
+def centre(read: dict) -> tuple:
+    """(x, y) of an object read from pixels: its box's centre (image y points down)."""
     left, top, right, bottom = read["box"]
     return (left + right) / 2, (top + bottom) / 2
 
@@ -112,10 +114,10 @@ def follows(spec: PromptSpec | None, reads: list) -> bool:
     if spec is None or len(reads) != spec.count:
         return False
     if spec.every:
-        return all(_matches(r, spec.objects[0]) for r in reads)
+        return all(matches(r, spec.objects[0]) for r in reads)
     for order in itertools.permutations(reads):
-        if all(_matches(r, w) for r, w in zip(order, spec.objects)) and (
-                spec.relation is None or scenes.relation_holds(_centre(order[0]), spec.relation, _centre(order[1]))):
+        if all(matches(r, w) for r, w in zip(order, spec.objects)) and (
+                spec.relation is None or scenes.relation_holds(centre(order[0]), spec.relation, centre(order[1]))):
             return True
     return False
 
@@ -147,7 +149,7 @@ def describe(read: dict) -> str:
 def wanted(spec: PromptSpec | None, read: dict) -> bool:
     """Whether an object read from an image is one the prompt asks for (its shape, colour,
     size and position where named): the tab frames such objects green, others red."""
-    return spec is not None and any(_matches(read, w) for w in spec.objects)
+    return spec is not None and any(matches(read, w) for w in spec.objects)
 
 
 def asks_for(spec: PromptSpec) -> str:
