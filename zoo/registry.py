@@ -135,6 +135,9 @@ _SINGLE = ("python -m trainers.text2image --dataset scenes --vae scenes-vae --nu
            "--ckpt-every 500 --eval-samples 50 --fp16-weights --out runs/t2i-single-ft")
 _CONTRAST = ("python -m trainers.text2image --dataset scenes --vae scenes-vae --num-images 40000 "
              "--caption-contrast 1 --contrast-beta 100 --warmup 100 --ckpt-every 500 --fp16-weights")
+# the mixture that keeps a learned direction: templates at 25%, random position scenes at 15%
+_DIRECTION_MIX = ("position_template=0.25,position=0.15,counting=0.2,color_attr=0.15,single_object=0.1,colors=0.05,"
+                  "two_object=0.1")
 
 ENTRIES: list[ZooEntry] = [
     *(_toy_entry(d) for d in TOY_DATASETS),
@@ -227,7 +230,20 @@ ENTRIES: list[ZooEntry] = [
                        "counting=0.1,two_object=0.05 --init-from weights/scenes-t2i --steps 2000 --lr 3e-4 --seed 5 "
                        f"--out runs/t2i-template && {_CONTRAST} --mixture color_attr=0.15,colors=0.1,counting=0.2,"
                        "position_template=0.15,position=0.15,single_object=0.15,two_object=0.1 --init-from "
-                       "runs/t2i-template/release --steps 3000 --lr 2e-4 --seed 6 --release weights/scenes-t2i"),
+                       "runs/t2i-template/release --steps 3000 --lr 2e-4 --seed 6 --release weights/scenes-t2i && "
+                       # then the direction: templates alone, then the mixture (README: "Templates alone, not half")
+                       f"{_CONTRAST} --mixture position_template=1 --init-from weights/scenes-t2i --steps 2500 "
+                       "--lr 3e-4 --seed 10 --eval-samples 40 --out runs/t2i-b-tonly (stopped after step 1000) && "
+                       f"{_CONTRAST} --mixture position_template=1 --init-from weights/scenes-t2i --steps 1000 "
+                       "--lr 3e-4 --seed 10 --eval-samples 40 --out runs/t2i-b-tonly --resume && "
+                       f"{_CONTRAST} --mixture position_template=1 --init-from runs/t2i-b-tonly/release --steps 2000 "
+                       "--lr 3e-4 --seed 15 --eval-samples 40 --out runs/t2i-b-tonly2 && "
+                       f"{_CONTRAST} --mixture {_DIRECTION_MIX} --init-from runs/t2i-b-tonly2/release --steps 3000 "
+                       "--lr 2e-4 --seed 16 --eval-samples 100 --out runs/t2i-mix-x2 && "
+                       # counting weighted up at a lower lr
+                       f"{_CONTRAST} --mixture position_template=0.2,position=0.15,counting=0.3,color_attr=0.15,"
+                       "single_object=0.05,colors=0.05,two_object=0.1 --init-from runs/t2i-mix-x2/release "
+                       "--steps 1500 --lr 1e-4 --seed 17 --eval-samples 100 --release weights/scenes-t2i"),
         # measured on the previous weights (before the curriculum): uniform beat logsnr and the optimized times at
         # 10 and 20 steps (0.70 / 0.65 / 0.63 overall at 10); the path-distance criterion misses layout errors
         spacing="uniform",
