@@ -17,11 +17,9 @@ reported apart: following them is compositional generalisation, not recall.
     python bench/relation_flips.py --model scenes-t2i --model runs/x/release
 """
 
-import argparse
-
 import torch
 
-from bench.report import write_report
+from bench.report import compare_models, model_parser
 from bench.text2image import MODEL, SOLVER_W, load_model
 from zoo.data import scene_judge, scenes
 from zoo.data.shapes import SHAPES
@@ -96,18 +94,12 @@ def markdown(results: list) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", help=f"a zoo entry or checkpoint folder (repeatable; default {MODEL})")
+    ap = model_parser(__doc__, MODEL, "relation_flips")
     ap.add_argument("--seeds", type=int, default=16, help="seeds per phrasing")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
-    ap.add_argument("--report", default="relation_flips", help="bench/out/REPORT.md and .json")
     args = ap.parse_args()
     if args.seeds < 1:
         raise SystemExit("--seeds must be at least 1")
-    torch.set_num_threads(args.threads)
-    results = [measure(spec, args.seeds) for spec in args.model or [MODEL]]
-    write_report(args.report, {"models": results}, markdown(results))
-
+    compare_models(args, MODEL, lambda spec: measure(spec, args.seeds), markdown)
 
 if __name__ == "__main__":
     main()

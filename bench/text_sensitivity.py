@@ -18,12 +18,10 @@ fails, this says why. Cheap: a few network passes, no sampling.
     python bench/text_sensitivity.py                                  # scenes-t2i
     python bench/text_sensitivity.py --model scenes-t2i --model runs/x/release
 """
-import argparse
-
 import numpy as np
 import torch
 
-from bench.report import write_report
+from bench.report import compare_models, model_parser
 from bench.text2image import MODEL, load_model
 from zoo.data import scenes
 from zoo.data.shapes import COLORS, SHAPES, position_phrase
@@ -109,16 +107,10 @@ def markdown(results: list) -> str:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", action="append", help=f"a zoo entry or checkpoint folder (repeatable; default {MODEL})")
+    ap = model_parser(__doc__, MODEL, "text_sensitivity")
     ap.add_argument("--pairs", type=int, default=12, help="minimal pairs per kind of word")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
-    ap.add_argument("--report", default="text_sensitivity", help="bench/out/REPORT.md and .json")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
-    results = [measure(spec, args.pairs) for spec in args.model or [MODEL]]
-    write_report(args.report, {"models": results}, markdown(results))
-
+    compare_models(args, MODEL, lambda spec: measure(spec, args.pairs), markdown)
 
 if __name__ == "__main__":
     main()
