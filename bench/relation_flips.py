@@ -101,5 +101,6 @@ def main():
         raise SystemExit("--seeds must be at least 1")
     compare_models(args, MODEL, lambda spec: measure(spec, args.seeds), markdown)
 
+
 if __name__ == "__main__":
     main()

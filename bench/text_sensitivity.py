@@ -112,5 +112,6 @@ def main():
     args = ap.parse_args()
     compare_models(args, MODEL, lambda spec: measure(spec, args.pairs), markdown)
 
+
 if __name__ == "__main__":
     main()
